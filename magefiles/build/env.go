@@ -1,0 +1,157 @@
+// Package build ties the pieces together for the targets: it loads the
+// settings once, plans, checks the plan against the recipes, and runs builds
+// through the scheduler and the runner.
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/recipe"
+	"github.com/determined-ai/environments/magefiles/run"
+	"github.com/determined-ai/environments/magefiles/variant"
+)
+
+// Env is a loaded tool: settings, runner and status output.
+type Env struct {
+	Settings variant.Settings
+	Runner   *run.Runner
+	Status   *run.Status
+	// Root is the checkout (where VERSION lives).
+	Root string
+}
+
+// ErrNotCheckout is returned outside a git checkout with a commit.
+var ErrNotCheckout = errors.New("not a git checkout")
+
+// Load reads VERSION and the short commit from root and the settings from the
+// environment.
+func Load(ctx context.Context, root string, verbose bool) (*Env, error) {
+	dry := os.Getenv("DRY_RUN") == "1"
+	r := run.New(dry, verbose)
+	r.Dir = root
+	for _, k := range []string{"INTERNAL_AWS_DS", "INTERNAL_AWS_PATH"} {
+		r.AddSecret(os.Getenv(k))
+	}
+	version, err := os.ReadFile(filepath.Join(root, "VERSION"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading VERSION: %w", err)
+	}
+	hash, err := r.Output(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD")
+	if err != nil {
+		return nil, fmt.Errorf("%w: `git rev-parse --short HEAD` in %s failed (%v); the hash tag needs a git checkout with at least one commit", ErrNotCheckout, root, err)
+	}
+	s, err := variant.Parse(os.LookupEnv, string(version), hash)
+	if err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(s.RecipesDir) {
+		s.RecipesDir = filepath.Join(root, s.RecipesDir)
+	}
+	return &Env{Settings: s, Runner: r, Status: run.NewStatus(os.Stderr), Root: root}, nil
+}
+
+// Plan plans req and checks every build argument against the recipe.
+func (e *Env) Plan(req plan.Request) ([]plan.Spec, error) {
+	digest, err := ContextDigest(e.Settings.RecipesDir)
+	if err != nil {
+		return nil, err
+	}
+	req.ContextDigest = digest
+	specs, err := plan.Plan(e.Settings, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckArgs(specs); err != nil {
+		return nil, err
+	}
+	return specs, nil
+}
+
+// CheckArgs parses each recipe once and checks every spec's build arguments.
+func CheckArgs(specs []plan.Spec) error {
+	parsed := map[string]*recipe.Recipe{}
+	var errs []error
+	for _, sp := range specs {
+		rc, ok := parsed[sp.Recipe]
+		if !ok {
+			content, err := os.ReadFile(sp.Recipe)
+			if err != nil {
+				return fmt.Errorf("image %s: reading recipe: %w", sp.Image.Name, err)
+			}
+			if rc, err = recipe.Parse(sp.Recipe, content); err != nil {
+				return err
+			}
+			parsed[sp.Recipe] = rc
+		}
+		args := map[string]string{}
+		for _, a := range sp.BuildArgs {
+			args[a.Name] = a.Value
+		}
+		if err := rc.CheckArgs(sp.Image.Name, sp.Target, args); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ContextDigest hashes the recipes (Dockerfile.* and dockerfile_scripts/) so
+// that a changed recipe changes the inputs digest of every image.
+func ContextDigest(dir string) (string, error) {
+	var files []string
+	matches, err := filepath.Glob(filepath.Join(dir, "Dockerfile.*"))
+	if err != nil {
+		return "", err
+	}
+	files = append(files, matches...)
+	scripts := filepath.Join(dir, "dockerfile_scripts")
+	err = filepath.WalkDir(scripts, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == scripts {
+				return fs.SkipDir
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hashing recipes in %s: %w", dir, err)
+	}
+	if len(matches) == 0 {
+		return "", fmt.Errorf("no Dockerfile.* in recipes directory %s (RECIPES_DIR)", dir)
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, f := range files {
+		rel, _ := filepath.Rel(dir, f)
+		fh, err := os.Open(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\n", rel)
+		_, err = io.Copy(h, fh)
+		fh.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// PrintSettings prints the resolved settings (verbose runs and dry runs).
+func (e *Env) PrintSettings() {
+	e.Runner.Note("settings: %s", strings.Join(e.Settings.Describe(), " "))
+}

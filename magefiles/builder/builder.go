@@ -1,0 +1,147 @@
+// Package builder checks the docker CLI and the buildx plugin, and creates or
+// reuses the buildx builder that runs the builds.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/determined-ai/environments/magefiles/run"
+)
+
+// Minimum versions: buildx 0.15 has --call=check, --metadata-file and named
+// contexts; docker 20.10 runs CLI plugins.
+var (
+	MinDocker = [3]int{20, 10, 0}
+	MinBuildx = [3]int{0, 15, 0}
+)
+
+var versionRE = regexp.MustCompile(`v?(\d+)\.(\d+)(?:\.(\d+))?`)
+
+// ParseVersion finds the first x.y[.z] in s.
+func ParseVersion(s string) ([3]int, bool) {
+	m := versionRE.FindStringSubmatch(s)
+	if m == nil {
+		return [3]int{}, false
+	}
+	var v [3]int
+	for i := 0; i < 3; i++ {
+		if m[i+1] != "" {
+			v[i], _ = strconv.Atoi(m[i+1])
+		}
+	}
+	return v, true
+}
+
+func older(v, min [3]int) bool {
+	for i := 0; i < 3; i++ {
+		if v[i] != min[i] {
+			return v[i] < min[i]
+		}
+	}
+	return false
+}
+
+func vstr(v [3]int) string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[2]) }
+
+// CheckTools fails when docker or buildx is missing or older than the minimum.
+func CheckTools(ctx context.Context, r *run.Runner) error {
+	out, err := r.Output(ctx, "docker", "--version")
+	if err != nil {
+		return fmt.Errorf("the docker CLI is missing or broken (%v): install Docker's CLI %s or later", err, vstr(MinDocker))
+	}
+	if v, ok := ParseVersion(out); !ok || older(v, MinDocker) {
+		return fmt.Errorf("docker CLI %q is older than %s: upgrade it", out, vstr(MinDocker))
+	}
+	out, err = r.Output(ctx, "docker", "buildx", "version")
+	if err != nil {
+		return fmt.Errorf("the docker buildx plugin is missing (%v): install buildx %s or later as ~/.docker/cli-plugins/docker-buildx", err, vstr(MinBuildx))
+	}
+	fields := strings.Fields(out)
+	if len(fields) < 2 {
+		return fmt.Errorf("cannot read the buildx version from %q", out)
+	}
+	if v, ok := ParseVersion(fields[1]); !ok || older(v, MinBuildx) {
+		return fmt.Errorf("buildx %s is older than %s: upgrade the docker-buildx plugin", fields[1], vstr(MinBuildx))
+	}
+	return nil
+}
+
+// Platforms parses the platforms of `docker buildx inspect` output: every
+// "Platforms:" line (one per node), without variants and '*' markers.
+func Platforms(inspect string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, line := range strings.Split(inspect, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Platforms:")
+		if !ok {
+			continue
+		}
+		for _, p := range strings.Split(rest, ",") {
+			p = strings.TrimSuffix(strings.TrimSpace(p), "*")
+			if parts := strings.Split(p, "/"); len(parts) >= 2 {
+				p = parts[0] + "/" + parts[1]
+			}
+			if p != "" && !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// ErrNoBuilder is returned when the named builder does not exist.
+var ErrNoBuilder = errors.New("no such buildx builder")
+
+// Inspect bootstraps the builder and returns its platforms.
+func Inspect(ctx context.Context, r *run.Runner, name string) ([]string, error) {
+	out, err := r.Output(ctx, "docker", "buildx", "inspect", "--bootstrap", name)
+	if err != nil {
+		if strings.Contains(err.Error(), "no builder") || strings.Contains(err.Error(), "not found") {
+			return nil, fmt.Errorf("builder %q: %w", name, ErrNoBuilder)
+		}
+		return nil, fmt.Errorf("inspecting builder %q: %w", name, err)
+	}
+	return Platforms(out), nil
+}
+
+// Ensure makes sure a usable builder exists and returns its platforms. An
+// explicitly named builder (BUILDX_BUILDER, explicit=true) must exist: it may
+// be remote, kubernetes or multi-node, and is never created here. The default
+// builder is created with the docker-container driver if it is missing.
+func Ensure(ctx context.Context, r *run.Runner, name string, explicit bool) ([]string, error) {
+	plats, err := Inspect(ctx, r, name)
+	if err == nil {
+		return plats, nil
+	}
+	if explicit || !errors.Is(err, ErrNoBuilder) {
+		return nil, fmt.Errorf("%w (BUILDX_BUILDER=%s; `docker buildx ls` lists the builders)", err, name)
+	}
+	if err := r.Run(ctx, []string{"docker", "buildx", "create", "--name", name, "--driver", "docker-container", "--bootstrap"}); err != nil {
+		return nil, fmt.Errorf("creating builder %q: %w", name, err)
+	}
+	return Inspect(ctx, r, name)
+}
+
+// Missing returns the wanted platforms the builder cannot build.
+func Missing(have, want []string) []string {
+	set := map[string]bool{}
+	for _, h := range have {
+		set[h] = true
+	}
+	var out []string
+	for _, w := range want {
+		if !set[w] {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// EmulationHint says how to add arm64 emulation to a builder.
+const EmulationHint = "add arm64 emulation: on Linux `apt-get install qemu-user-static` (binfmt handlers with the F flag) or `docker run --privileged --rm tonistiigi/binfmt --install arm64`, then recreate the builder (`docker buildx rm NAME && mage builder`)"

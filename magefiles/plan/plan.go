@@ -1,0 +1,351 @@
+// Package plan turns the catalog and the variant settings into build specs:
+// the exact `docker buildx build` argv, tags and platforms of every image, in
+// dependency order. It is pure: it runs nothing and reads no file.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/variant"
+)
+
+// Mode says what a build does with its result.
+type Mode int
+
+const (
+	// Build is `mage build`: multi-platform images are pushed (they cannot be
+	// loaded into a local Docker), single-platform ones are loaded locally
+	// unless PUSH=1.
+	Build Mode = iota
+	// Publish pushes every image with --push and a metadata file.
+	Publish
+	// LocalArm64 builds linux/arm64 only into the builder's image store
+	// (-o type=image,push=false); a derived image builds its base stage in the
+	// same build, so nothing is pulled from or pushed to a registry.
+	LocalArm64
+)
+
+// InputsLabel is the image label holding the digest of the build inputs; the
+// publisher compares it to decide whether an image is up to date.
+const InputsLabel = "ai.determined.environments.inputs"
+
+// SourceURL is the value of org.opencontainers.image.source.
+const SourceURL = "https://github.com/determined-ai/environments"
+
+// Request is what a target asks for.
+type Request struct {
+	// Images are catalog names; their bases are added in front.
+	Images []string
+	Mode   Mode
+	// ContextDigest is a digest of the recipes directory (Dockerfiles and
+	// scripts), part of the inputs digest; "" when unknown.
+	ContextDigest string
+	// MetadataDir receives one <image>.json metadata file per build in Publish mode.
+	MetadataDir string
+}
+
+// Spec is one `docker buildx build`.
+type Spec struct {
+	Image     catalog.Image
+	Base      string // catalog name of the image it is built on, "" if none
+	Recipe    string // path of the Dockerfile
+	Context   string // build context directory
+	Target    string
+	Platforms []string
+	BuildArgs []catalog.Arg
+	Secrets   []string // BuildKit secret ids, their values come from the environment of buildx
+	Tags      Tags     // Docker Hub tags
+	NGCTags   Tags     // NGC tags, zero when the image does not go to NGC
+	// Push is true when the build pushes its tags (--push).
+	Push bool
+	// MetadataFile is the --metadata-file path ("" for none).
+	MetadataFile string
+	// InputsDigest identifies the build inputs (recipe, stage, platforms, args).
+	InputsDigest string
+	Argv         []string
+}
+
+// Plan returns the specs for req in dependency order (every base before the
+// images built on it), without duplicates.
+func Plan(s variant.Settings, req Request) ([]Spec, error) {
+	order, err := closure(req.Images)
+	if err != nil {
+		return nil, err
+	}
+	var specs []Spec
+	for _, img := range order {
+		sp, err := spec(img, s, req)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, sp)
+	}
+	return specs, nil
+}
+
+// closure adds the bases of the requested images and orders the result as in
+// the catalog (which lists bases first). In LocalArm64 mode the caller asks
+// for one image and its base is folded into the same build instead.
+func closure(names []string) ([]catalog.Image, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		img, err := catalog.Lookup(n)
+		if err != nil {
+			return nil, err
+		}
+		want[img.Name] = true
+		if img.Base != "" {
+			want[img.Base] = true
+		}
+	}
+	var out []catalog.Image
+	for _, img := range catalog.All() {
+		if want[img.Name] {
+			out = append(out, img)
+		}
+	}
+	return out, nil
+}
+
+func on(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// horovodArgs are the Horovod settings every framework image gets.
+func horovodArgs(img catalog.Image, s variant.Settings) []catalog.Arg {
+	args := []catalog.Arg{arg("HOROVOD_WITH_MPI", "0"), arg("HOROVOD_WITHOUT_MPI", "1"), arg("HOROVOD_CPU_OPERATIONS", "GLOO")}
+	// The ROCm image ignores the MPI variants (its tag does not carry them).
+	if s.MPI && img.Accel != catalog.ROCm {
+		args = []catalog.Arg{arg("HOROVOD_WITH_MPI", "1"), arg("HOROVOD_WITHOUT_MPI", "0"), arg("HOROVOD_CPU_OPERATIONS", "MPI")}
+	}
+	if img.Accel != catalog.CPU {
+		gpuOps := "NCCL"
+		if s.MPI && !s.NCCL && img.Accel == catalog.CUDA {
+			gpuOps = "MPI"
+		}
+		args = append(args, catalog.Arg{Name: "HOROVOD_GPU_OPERATIONS", Value: gpuOps})
+	}
+	if img.Accel != catalog.ROCm {
+		args = append(args, catalog.Arg{Name: "WITH_MPI", Value: on(s.MPI)})
+	}
+	return args
+}
+
+// baseArgs are the variant settings a base image gets.
+func baseArgs(img catalog.Image, s variant.Settings) []catalog.Arg {
+	args := []catalog.Arg{arg("WITH_MPI", on(s.MPI)), arg("WITH_OFI", on(s.OFI))}
+	if img.Accel == catalog.CUDA {
+		args = append(args, catalog.Arg{Name: "WITH_NCCL", Value: on(s.NCCL)}, catalog.Arg{Name: "WITH_AWS_TRACE", Value: on(s.AWSTrace)})
+	}
+	return args
+}
+
+// BuildArgs are every build argument of img under s, BASE_IMAGE first, then
+// the pins, then the variant settings, then the OCI label inputs.
+func BuildArgs(img catalog.Image, s variant.Settings) ([]catalog.Arg, error) {
+	var args []catalog.Arg
+	switch {
+	case img.Base != "":
+		base, err := catalog.Lookup(img.Base)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		t, err := DockerhubTags(base, s)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, catalog.Arg{Name: "BASE_IMAGE", Value: t.Hashed})
+	default:
+		args = append(args, catalog.Arg{Name: "BASE_IMAGE", Value: img.From})
+	}
+	args = append(args, img.Pins...)
+	if img.IsBase() {
+		args = append(args, baseArgs(img, s)...)
+	} else {
+		args = append(args, horovodArgs(img, s)...)
+	}
+	return append(args, labelArgs(s)...), nil
+}
+
+func labelArgs(s variant.Settings) []catalog.Arg {
+	return []catalog.Arg{arg("BUILD_REVISION", s.Hash), arg("BUILD_VERSION", s.Version), arg("BUILD_SOURCE", SourceURL)}
+}
+
+// secrets are the BuildKit secrets a build needs: the internal source of the
+// traced AWS OFI-NCCL plugin, only for the CUDA 11.3 base with the trace on.
+func secrets(img catalog.Image, s variant.Settings) []string {
+	if img.IsBase() && img.Accel == catalog.CUDA && s.AWSTrace {
+		return []string{"INTERNAL_AWS_DS", "INTERNAL_AWS_PATH"}
+	}
+	return nil
+}
+
+func spec(img catalog.Image, s variant.Settings, req Request) (Spec, error) {
+	args, err := BuildArgs(img, s)
+	if err != nil {
+		return Spec{}, err
+	}
+	tags, err := DockerhubTags(img, s)
+	if err != nil {
+		return Spec{}, err
+	}
+	ngc, err := NGCTags(img, s)
+	if err != nil {
+		return Spec{}, err
+	}
+	sp := Spec{
+		Image: img, Base: img.Base,
+		Recipe:    filepath.Join(s.RecipesDir, img.Recipe),
+		Context:   s.RecipesDir,
+		Target:    img.Stage,
+		Platforms: Platforms(img, s),
+		BuildArgs: args,
+		Secrets:   secrets(img, s),
+		Tags:      tags,
+		NGCTags:   ngc,
+	}
+	switch req.Mode {
+	case Publish:
+		sp.Push = true
+		if req.MetadataDir != "" {
+			sp.MetadataFile = filepath.Join(req.MetadataDir, img.Name+".json")
+		}
+	case Build:
+		sp.Push = len(sp.Platforms) > 1 || s.Push
+	case LocalArm64:
+		if err := foldBase(&sp, s); err != nil {
+			return Spec{}, err
+		}
+	}
+	sp.InputsDigest = inputsDigest(sp, req.ContextDigest)
+	sp.Argv = argv(sp, s, req.Mode)
+	return sp, nil
+}
+
+// foldBase turns a derived image's spec into one linux/arm64 build that
+// builds the base stage of the same recipe first (FRAMEWORK_BASE=base), so
+// no base image is pulled from a registry.
+func foldBase(sp *Spec, s variant.Settings) error {
+	img := sp.Image
+	if !contains(sp.Platforms, "linux/arm64") {
+		return fmt.Errorf("image %s is built for %s only, not linux/arm64; localArm64 builds one of: %s",
+			img.Name, strings.Join(sp.Platforms, ","), strings.Join(Arm64Images(s), ", "))
+	}
+	sp.Platforms = []string{"linux/arm64"}
+	if img.Base == "" {
+		return nil
+	}
+	base, err := catalog.Lookup(img.Base)
+	if err != nil {
+		return err
+	}
+	baseArgs, err := BuildArgs(base, s)
+	if err != nil {
+		return err
+	}
+	merged := []catalog.Arg{{Name: "FRAMEWORK_BASE", Value: "base"}}
+	seen := map[string]bool{"FRAMEWORK_BASE": true}
+	for _, a := range baseArgs {
+		merged = append(merged, a)
+		seen[a.Name] = true
+	}
+	for _, a := range sp.BuildArgs {
+		if !seen[a.Name] {
+			merged = append(merged, a)
+			seen[a.Name] = true
+		}
+	}
+	sp.BuildArgs = merged
+	sp.Base = ""
+	return nil
+}
+
+// Arm64Images are the catalog images that localArm64 can build under s.
+func Arm64Images(s variant.Settings) []string {
+	var out []string
+	for _, img := range catalog.All() {
+		if contains(Platforms(img, s), "linux/arm64") {
+			out = append(out, img.Name)
+		}
+	}
+	return out
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// inputsDigest hashes what determines the image's content: recipe file name,
+// stage, platforms, build arguments, secret ids and the recipes' content.
+func inputsDigest(sp Spec, contextDigest string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "recipe=%s\ntarget=%s\nplatforms=%s\ncontext=%s\n",
+		filepath.Base(sp.Recipe), sp.Target, strings.Join(sp.Platforms, ","), contextDigest)
+	for _, a := range sp.BuildArgs {
+		fmt.Fprintf(h, "arg %s=%s\n", a.Name, a.Value)
+	}
+	ids := append([]string(nil), sp.Secrets...)
+	sort.Strings(ids)
+	fmt.Fprintf(h, "secrets=%s\n", strings.Join(ids, ","))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// CacheRef is the registry cache reference of an image (CACHE=registry).
+func CacheRef(sp Spec) string {
+	repo := sp.Tags.Hashed[:strings.LastIndex(sp.Tags.Hashed, ":")]
+	return repo + ":buildcache-" + sp.Image.Name
+}
+
+func argv(sp Spec, s variant.Settings, mode Mode) []string {
+	a := []string{"docker", "buildx", "build"}
+	if s.Builder != "" {
+		a = append(a, "--builder", s.Builder)
+	}
+	a = append(a, "--progress", "plain")
+	a = append(a, "--file", sp.Recipe, "--target", sp.Target, "--platform", strings.Join(sp.Platforms, ","))
+	for _, arg := range sp.BuildArgs {
+		a = append(a, "--build-arg", arg.Name+"="+arg.Value)
+	}
+	for _, id := range sp.Secrets {
+		a = append(a, "--secret", "id="+id+",env="+id)
+	}
+	a = append(a, "--label", InputsLabel+"="+sp.InputsDigest)
+	for _, t := range sp.Tags.List() {
+		a = append(a, "--tag", t)
+	}
+	if s.Cache == "registry" && mode != LocalArm64 {
+		ref := CacheRef(sp)
+		a = append(a, "--cache-from", "type=registry,ref="+ref)
+		if sp.Push {
+			a = append(a, "--cache-to", "type=registry,ref="+ref+",mode=max")
+		}
+	}
+	switch {
+	case mode == LocalArm64:
+		a = append(a, "--output", "type=image,push=false")
+	case sp.Push:
+		a = append(a, "--push")
+	default:
+		a = append(a, "--load")
+	}
+	if sp.MetadataFile != "" {
+		a = append(a, "--metadata-file", sp.MetadataFile)
+	}
+	return append(a, sp.Context)
+}
+
+func arg(name, value string) catalog.Arg { return catalog.Arg{Name: name, Value: value} }

@@ -1,0 +1,191 @@
+// Package targets holds the mage targets. Each target only parses its input
+// and calls the library packages beside it; `mage -l` lists them.
+package targets
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/determined-ai/environments/magefiles/build"
+	"github.com/determined-ai/environments/magefiles/builder"
+	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/plan"
+)
+
+func load(ctx context.Context) (*build.Env, error) {
+	root, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	e, err := build.Load(ctx, root, mg.Verbose())
+	if err != nil {
+		return nil, err
+	}
+	if mg.Verbose() || e.Runner.DryRun {
+		e.PrintSettings()
+	}
+	return e, nil
+}
+
+func buildImages(ctx context.Context, names []string) error {
+	e, err := load(ctx)
+	if err != nil {
+		return err
+	}
+	return e.Build(ctx, names, plan.Build)
+}
+
+func selectImages(keep func(catalog.Image) bool) []string {
+	var out []string
+	for _, img := range catalog.All() {
+		if keep(img) {
+			out = append(out, img.Name)
+		}
+	}
+	return out
+}
+
+// Build builds one catalog image and its base, like the old `make build-<image>`.
+// Multi-platform images are pushed to their Docker Hub tags (they cannot be
+// loaded into a local Docker); single-platform ones are loaded locally unless
+// PUSH=1. Reads WITH_MPI, WITH_OFI, WITH_NCCL, WITH_AWS_TRACE,
+// DOCKERHUB_REGISTRY, REGISTRY_REPO, NGC_PUBLISH, NGC_REGISTRY, PUSH, JOBS,
+// CACHE, RECIPES_DIR, BUILDX_BUILDER, DRY_RUN.
+func Build(ctx context.Context, image string) error {
+	if _, err := catalog.Lookup(image); err != nil {
+		return err
+	}
+	return buildImages(ctx, []string{image})
+}
+
+// BuildCPU builds every CPU image (the old `make build-cpu`).
+// Reads the same variables as build.
+func BuildCPU(ctx context.Context) error {
+	return buildImages(ctx, selectImages(func(i catalog.Image) bool { return i.Accel == catalog.CPU }))
+}
+
+// BuildGPU builds every CUDA image (the old `make build-gpu`).
+// Reads the same variables as build.
+func BuildGPU(ctx context.Context) error {
+	return buildImages(ctx, selectImages(func(i catalog.Image) bool { return i.Accel == catalog.CUDA }))
+}
+
+// BuildGPUTorch builds pt-gpu and its CUDA 11.3 base.
+// Reads the same variables as build.
+func BuildGPUTorch(ctx context.Context) error { return buildImages(ctx, []string{"pt-gpu"}) }
+
+// BuildGPUTF builds tf2-gpu and its CUDA 11.3 base.
+// Reads the same variables as build.
+func BuildGPUTF(ctx context.Context) error { return buildImages(ctx, []string{"tf2-gpu"}) }
+
+// BuildDeepspeed builds deepspeed-gpu, gpt-neox-deepspeed-gpu and their base.
+// Reads the same variables as build.
+func BuildDeepspeed(ctx context.Context) error {
+	return buildImages(ctx, []string{"deepspeed-gpu", "gpt-neox-deepspeed-gpu"})
+}
+
+// BuildROCm builds the ROCm image pytorch10-tf27-rocm50.
+// Reads the same variables as build.
+func BuildROCm(ctx context.Context) error { return buildImages(ctx, []string{"pytorch10-tf27-rocm50"}) }
+
+// BuildAll builds every image of the catalog.
+// Reads the same variables as build.
+func BuildAll(ctx context.Context) error { return buildImages(ctx, catalog.Names()) }
+
+// LocalArm64 builds one image for linux/arm64 only, into the builder (-o type=image,push=false).
+// A derived image builds its base stage in the same build, so nothing is
+// pulled from or pushed to a registry and no credentials are needed: this is
+// what runs on an Apple-silicon Mac. Reads WITH_MPI (arm64 images exist only
+// without it), RECIPES_DIR, BUILDX_BUILDER, DRY_RUN.
+func LocalArm64(ctx context.Context,
+	image *string, // catalog image to build (default cpu-py-38-base)
+) error {
+	name := "cpu-py-38-base"
+	if image != nil && *image != "" {
+		name = *image
+	}
+	if _, err := catalog.Lookup(name); err != nil {
+		return err
+	}
+	e, err := load(ctx)
+	if err != nil {
+		return err
+	}
+	return e.Build(ctx, []string{name}, plan.LocalArm64)
+}
+
+// Images prints the catalog: name, base, platforms, Docker Hub tag now, NGC.
+// Reads the variant variables (WITH_MPI, WITH_OFI, ...), DOCKERHUB_REGISTRY,
+// REGISTRY_REPO, NGC_PUBLISH.
+func Images(ctx context.Context) error {
+	e, err := load(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tBASE\tPLATFORMS\tDOCKER HUB TAG\tNGC")
+	for _, img := range catalog.All() {
+		tags, err := plan.DockerhubTags(img, e.Settings)
+		if err != nil {
+			return err
+		}
+		base := img.Base
+		if base == "" {
+			base = img.From
+		}
+		ngc := "no"
+		if plan.GoesToNGC(img, e.Settings) {
+			ngc = "yes"
+		} else if img.NGC {
+			ngc = "off (NGC_PUBLISH empty)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", img.Name, base, strings.Join(plan.Platforms(img, e.Settings), ","), tags.Hashed, ngc)
+	}
+	return tw.Flush()
+}
+
+// Builder creates or reuses the buildx builder and says which platforms it builds.
+// With BUILDX_BUILDER set, that builder (remote, kubernetes, multi-node...)
+// must exist and is only bootstrapped; otherwise a docker-container builder
+// named determined-environments is created once and reused. Reads
+// BUILDX_BUILDER, DRY_RUN.
+func Builder(ctx context.Context) error {
+	e, err := load(ctx)
+	if err != nil {
+		return err
+	}
+	if e.Runner.DryRun {
+		e.Runner.Note("inspect or create buildx builder %s", e.Settings.Builder)
+		return nil
+	}
+	if err := builder.CheckTools(ctx, e.Runner); err != nil {
+		return err
+	}
+	plats, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
+	if err != nil {
+		return err
+	}
+	e.Status.OK("builder %s builds %s", e.Settings.Builder, strings.Join(plats, ", "))
+	if m := builder.Missing(plats, []string{"linux/amd64", "linux/arm64"}); len(m) > 0 {
+		e.Status.Fail("builder %s cannot build %s: %s", e.Settings.Builder, strings.Join(m, ", "), builder.EmulationHint)
+	}
+	return nil
+}
+
+// Settings prints the resolved settings and where each image would go.
+// Reads every variable the other targets read.
+func Settings(ctx context.Context) error {
+	e, err := load(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range e.Settings.Describe() {
+		fmt.Println(l)
+	}
+	return nil
+}
