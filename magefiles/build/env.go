@@ -55,15 +55,12 @@ func Load(ctx context.Context, root string, verbose bool) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !filepath.IsAbs(s.RecipesDir) {
-		s.RecipesDir = filepath.Join(root, s.RecipesDir)
-	}
 	return &Env{Settings: s, Runner: r, Status: run.NewStatus(os.Stderr), Root: root}, nil
 }
 
 // Plan plans req and checks every build argument against the recipe.
 func (e *Env) Plan(req plan.Request) ([]plan.Spec, error) {
-	digest, err := ContextDigest(e.Settings.RecipesDir)
+	digest, err := ContextDigest(e.Path(e.Settings.RecipesDir))
 	if err != nil {
 		return nil, err
 	}
@@ -72,20 +69,34 @@ func (e *Env) Plan(req plan.Request) ([]plan.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckArgs(specs); err != nil {
+	if err := CheckArgs(e.Root, specs); err != nil {
 		return nil, err
 	}
 	return specs, nil
 }
 
-// CheckArgs parses each recipe once and checks every spec's build arguments.
-func CheckArgs(specs []plan.Spec) error {
+// Path resolves p (relative paths are relative to the checkout root; the
+// runner runs commands there, so printed commands keep them relative).
+func (e *Env) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(e.Root, p)
+}
+
+// CheckArgs parses each recipe once and checks every spec's build arguments;
+// relative recipe paths are read below root.
+func CheckArgs(root string, specs []plan.Spec) error {
 	parsed := map[string]*recipe.Recipe{}
 	var errs []error
 	for _, sp := range specs {
 		rc, ok := parsed[sp.Recipe]
 		if !ok {
-			content, err := os.ReadFile(sp.Recipe)
+			path := sp.Recipe
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(root, path)
+			}
+			content, err := os.ReadFile(path)
 			if err != nil {
 				return fmt.Errorf("image %s: reading recipe: %w", sp.Image.Name, err)
 			}

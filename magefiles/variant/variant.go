@@ -255,3 +255,33 @@ func (s Settings) Describe() []string {
 		"JOBS=" + strconv.Itoa(s.Jobs), "CACHE=" + s.Cache, "RECIPES_DIR=" + s.RecipesDir, "BUILDX_BUILDER=" + s.Builder,
 	}
 }
+
+// Combo is one variant of the publish matrix, as environment settings.
+type Combo struct {
+	Name string
+	Env  map[string]string
+}
+
+// Matrix is the list of variants CI publishes (`mage ciMatrix` prints it), so
+// the matrix is kept in one place. WITH_NCCL and WITH_AWS_TRACE do not change
+// tags (the contract's suffixes are -mpi and -mpi-ofi only), so each tag
+// flavour is published with exactly one NCCL setting: NCCL goes with OFI (the
+// AWS EFA stack: libfabric + NCCL + the AWS OFI-NCCL plugin).
+func Matrix() []Combo {
+	return []Combo{
+		{Name: "default", Env: map[string]string{}},
+		{Name: "mpi", Env: map[string]string{"WITH_MPI": "1"}},
+		{Name: "mpi-ofi", Env: map[string]string{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1"}},
+	}
+}
+
+// Words renders the combo as KEY=VALUE words in a fixed order.
+func (c Combo) Words() []string {
+	var out []string
+	for _, k := range []string{"WITH_MPI", "WITH_OFI", "WITH_NCCL", "WITH_AWS_TRACE"} {
+		if v, ok := c.Env[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}

@@ -113,6 +113,14 @@ func Provision(ctx context.Context, o Options) (Tools, error) {
 		return t, fmt.Errorf("stack: create cache dir: %w", err)
 	}
 
+	// Serialize provisioning across processes (go test runs packages in
+	// parallel): apt-get, binfmt registration and builds must not race.
+	unlock, err := lockFile(ctx, filepath.Join(cacheDir, ".provision.lock"))
+	if err != nil {
+		return t, err
+	}
+	defer unlock()
+
 	docker, err := exec.LookPath("docker")
 	if err != nil {
 		return t, fmt.Errorf("stack: the docker CLI is required (buildx runs as its plugin; no engine is needed): %w", err)
@@ -523,6 +531,33 @@ func buildTool(ctx context.Context, log io.Writer, toolsDir, cacheDir, name, ver
 	}
 	logf(log, "built %s in %s", bin, time.Since(start).Round(time.Second))
 	return bin, nil
+}
+
+// lockFile takes an exclusive flock on path, polling until ctx ends.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("stack: lock %s: %w", path, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("stack: lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("stack: waiting for %s (another process is provisioning): %w", path, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // tail returns at most the last n bytes of s.

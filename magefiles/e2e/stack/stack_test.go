@@ -35,6 +35,11 @@ ARG X
 RUN echo "$X" > /x
 `
 
+const bashDockerfile = `FROM nvidia/cuda:11.3.1-cudnn8-devel-ubuntu20.04
+SHELL ["/bin/bash", "-c"]
+RUN if [[ -x /bin/sh ]]; then echo ok > /ok; fi
+`
+
 func TestStackBuildsMultiPlatformAndPushes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -132,6 +137,23 @@ func TestStackBuildsMultiPlatformAndPushes(t *testing.T) {
 		}
 		if got := strings.TrimSpace(files["x"]); got != "hello" {
 			t.Errorf("%s image /x = %q, want hello", arch, got)
+		}
+	}
+
+	// The stand-in's /bin/bash (busybox sh) runs on both platforms.
+	bashDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bashDir, "Dockerfile"), []byte(bashDockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outDir := filepath.Join(t.TempDir(), "out")
+	if _, err := s.Docker(ctx, bashDir, "buildx", "build", "--builder", s.Builder,
+		"--platform", "linux/amd64,linux/arm64", "-o", "type=local,dest="+outDir, "."); err != nil {
+		t.Fatalf("build with SHELL bash: %v", err)
+	}
+	for _, p := range []string{"linux_amd64", "linux_arm64"} {
+		b, err := os.ReadFile(filepath.Join(outDir, p, "ok"))
+		if err != nil || strings.TrimSpace(string(b)) != "ok" {
+			t.Errorf("%s/ok = %q, %v; want ok", p, b, err)
 		}
 	}
 
