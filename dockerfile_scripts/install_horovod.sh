@@ -39,7 +39,7 @@ yes_no TENSORFLOW "${tf}"
 yes_no PYTORCH "${torch}"
 yes_no MXNET 0
 
-if enabled "${HOROVOD_WITH_MPI:-}"; then
+if enabled "${HOROVOD_WITH_MPI:-${WITH_MPI:-}}"; then
     yes_no MPI 1
 else
     yes_no MPI 0

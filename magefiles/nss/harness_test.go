@@ -70,6 +70,15 @@ var (
 	buildOut  []byte
 )
 
+// TestMain removes the shared build directory after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 // requireRoot fails (never skips) when the tests cannot create a mount
 // namespace.
 func requireRoot(t *testing.T) {
