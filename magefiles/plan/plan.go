@@ -74,7 +74,7 @@ type Spec struct {
 // Plan returns the specs for req in dependency order (every base before the
 // images built on it), without duplicates.
 func Plan(s variant.Settings, req Request) ([]Spec, error) {
-	order, err := closure(req.Images)
+	order, err := closure(req.Images, req.Mode != LocalArm64)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func Plan(s variant.Settings, req Request) ([]Spec, error) {
 // closure adds the bases of the requested images and orders the result as in
 // the catalog (which lists bases first). In LocalArm64 mode the caller asks
 // for one image and its base is folded into the same build instead.
-func closure(names []string) ([]catalog.Image, error) {
+func closure(names []string, withBases bool) ([]catalog.Image, error) {
 	want := map[string]bool{}
 	for _, n := range names {
 		img, err := catalog.Lookup(n)
@@ -100,7 +100,7 @@ func closure(names []string) ([]catalog.Image, error) {
 			return nil, err
 		}
 		want[img.Name] = true
-		if img.Base != "" {
+		if img.Base != "" && withBases {
 			want[img.Base] = true
 		}
 	}

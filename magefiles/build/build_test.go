@@ -1,0 +1,262 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/run"
+	"github.com/determined-ai/environments/magefiles/variant"
+)
+
+var repoRoot = filepath.Join("..", "..")
+
+var allVariants = []map[string]string{
+	{}, {"WITH_MPI": "1"}, {"WITH_MPI": "1", "WITH_OFI": "1"}, {"WITH_MPI": "1", "WITH_NCCL": "1"},
+	{"WITH_MPI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"}, {"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"},
+	{"CACHE": "registry"},
+}
+
+func TestRealRecipesDeclareEveryArgumentOfEveryPlan(t *testing.T) {
+	checked := 0
+	for _, env := range allVariants {
+		s, err := variant.Parse(variant.MapLookup(env), "0.26.4", "abc1234")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range []plan.Mode{plan.Build, plan.Publish} {
+			specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckArgs(repoRoot, specs); err != nil {
+				t.Errorf("%v mode %d: %v", env, mode, err)
+			}
+			checked += len(specs)
+		}
+		for _, name := range plan.Arm64Images(s) {
+			specs, err := plan.Plan(s, plan.Request{Images: []string{name}, Mode: plan.LocalArm64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckArgs(repoRoot, specs); err != nil {
+				t.Errorf("localArm64 %s %v: %v", name, env, err)
+			}
+			checked += len(specs)
+		}
+	}
+	t.Logf("checked %d build specs against the recipes", checked)
+}
+
+// fakeDocker puts a `docker` on PATH that records its argv (one line per
+// call, arguments NUL-separated) and answers the preflight queries.
+func fakeDocker(t *testing.T, failTarget string) string {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := `#!/bin/sh
+printf '%s\0' "$@" >> ` + log + `
+printf '\n' >> ` + log + `
+case "$1 $2" in
+  "--version "*) echo "Docker version 28.2.2, build e6534b4"; exit 0;;
+  "buildx version") echo "github.com/docker/buildx v0.38.2 abc"; exit 0;;
+  "buildx inspect") printf 'Name: b\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n'; exit 0;;
+esac
+for a in "$@"; do
+  if [ "$prev" = "--target" ] && [ "$a" = "` + failTarget + `" ]; then echo "failing $a" >&2; exit 1; fi
+  prev=$a
+done
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return log
+}
+
+func calls(t *testing.T, log string) [][]string {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		out = append(out, append([]string{"docker"}, strings.Split(strings.TrimSuffix(line, "\x00"), "\x00")...))
+	}
+	return out
+}
+
+func testEnv(t *testing.T, root string, env map[string]string) (*Env, *bytes.Buffer) {
+	t.Helper()
+	s, err := variant.Parse(variant.MapLookup(env), "0.26.4", "abc1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r := &run.Runner{Out: &out, Err: &out, DryRun: s.DryRun}
+	return &Env{Settings: s, Runner: r, Status: run.NewStatus(&out), Root: root}, &out
+}
+
+func builds(cs [][]string) [][]string {
+	var out [][]string
+	for _, c := range cs {
+		if len(c) > 2 && c[1] == "buildx" && c[2] == "build" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestBuildRunsTheBaseThenTheImageWithThePlannedArgv(t *testing.T) {
+	log := fakeDocker(t, "")
+	e, out := testEnv(t, repoRoot, map[string]string{"JOBS": "2"})
+	if err := e.Build(context.Background(), []string{"pt-cpu"}, plan.Build); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	specs, err := e.Plan(plan.Request{Images: []string{"pt-cpu"}, Mode: plan.Build})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := builds(calls(t, log))
+	if len(got) != 2 || !slices.Equal(got[0], specs[0].Argv) || !slices.Equal(got[1], specs[1].Argv) {
+		t.Fatalf("docker saw\n%q\nwant\n%q\n%q", got, specs[0].Argv, specs[1].Argv)
+	}
+	if !strings.Contains(out.String(), "pt-cpu") || !strings.Contains(out.String(), "done") {
+		t.Errorf("no summary table:\n%s", out)
+	}
+}
+
+func TestAFailedBaseStopsItsImagesAndFailsTheTarget(t *testing.T) {
+	log := fakeDocker(t, "base")
+	e, out := testEnv(t, repoRoot, nil)
+	err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.Build)
+	if err == nil || !strings.Contains(err.Error(), "cpu-py-38-base failed") || !strings.Contains(err.Error(), "tf2-cpu skipped") {
+		t.Fatalf("error %v\n%s", err, out)
+	}
+	if n := len(builds(calls(t, log))); n != 1 {
+		t.Errorf("%d builds ran, want only the base", n)
+	}
+}
+
+func TestAnUndeclaredArgumentFailsBeforeAnythingRuns(t *testing.T) {
+	log := fakeDocker(t, "")
+	dir := t.TempDir()
+	for _, f := range []string{"Dockerfile.cpu", "Dockerfile.gpu"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "Dockerfile.cpu" {
+			var kept []string
+			removed := false
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.TrimSpace(l) == "ARG TORCH_PIP" {
+					removed = true
+					continue
+				}
+				kept = append(kept, l)
+			}
+			if !removed {
+				t.Fatal("Dockerfile.cpu has no `ARG TORCH_PIP` line to remove")
+			}
+			b = []byte(strings.Join(kept, "\n"))
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, _ := testEnv(t, dir, nil)
+	err := e.Build(context.Background(), []string{"pt-cpu"}, plan.Build)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"TORCH_PIP", "pt-cpu", "Dockerfile.cpu"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if c := calls(t, log); len(c) != 0 {
+		t.Errorf("docker ran %d times before the check failed", len(c))
+	}
+}
+
+func TestDryRunPrintsEveryBuildAndRunsNothing(t *testing.T) {
+	log := fakeDocker(t, "")
+	e, out := testEnv(t, repoRoot, map[string]string{"DRY_RUN": "1"})
+	if err := e.Build(context.Background(), []string{"tf2-gpu", "pt-gpu"}, plan.Build); err != nil {
+		t.Fatal(err)
+	}
+	if c := calls(t, log); len(c) != 0 {
+		t.Errorf("dry run called docker: %q", c)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "docker buildx build ") || !strings.Contains(lines[0], "--target base") ||
+		!strings.Contains(lines[1], "cuda-11.3-pytorch-1.12-tf-2.11-gpu-abc1234") || !strings.Contains(lines[2], "cuda-11.3-pytorch-1.12-gpu-abc1234") {
+		t.Errorf("dry run printed:\n%s", out)
+	}
+}
+
+func TestLocalArm64BuildsTheBaseStageInTheSameBuild(t *testing.T) {
+	e, out := testEnv(t, repoRoot, map[string]string{"DRY_RUN": "1"})
+	if err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.LocalArm64); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(out.String())
+	for _, want := range []string{"--platform linux/arm64 ", "--target framework", "--build-arg FRAMEWORK_BASE=base", "--build-arg BASE_IMAGE=ubuntu:20.04", "--build-arg PYTHON_VERSION=3.8.12", "--output type=image,push=false"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("missing %q in\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "--push") || strings.Count(line, "docker buildx build") != 1 {
+		t.Errorf("not one local build:\n%s", line)
+	}
+	e2, _ := testEnv(t, repoRoot, map[string]string{"DRY_RUN": "1"})
+	if err := e2.Build(context.Background(), []string{"tf2-gpu"}, plan.LocalArm64); err == nil || !strings.Contains(err.Error(), "cpu-py-38-base, tf2-cpu, tf28-cpu, pt-cpu") {
+		t.Errorf("amd64-only image: %v", err)
+	}
+}
+
+func TestPreflightRefusesABuilderWithoutArm64(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\ncase \"$1 $2\" in\n\"--version \"*) echo 'Docker version 28.2.2';;\n\"buildx version\") echo 'github.com/docker/buildx v0.38.2 x';;\n\"buildx inspect\") echo 'Platforms: linux/amd64';;\n*) echo RAN >> " + filepath.Join(dir, "ran") + ";;\nesac\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	e, _ := testEnv(t, repoRoot, nil)
+	err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.Build)
+	if err == nil || !strings.Contains(err.Error(), "cannot build linux/arm64") || !strings.Contains(err.Error(), "qemu") {
+		t.Errorf("error %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Error("a build ran")
+	}
+}
+
+func TestOldBuildxIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\ncase \"$1 $2\" in\n\"--version \"*) echo 'Docker version 28.2.2';;\n\"buildx version\") echo 'github.com/docker/buildx v0.9.1 x';;\nesac\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	e, _ := testEnv(t, repoRoot, nil)
+	err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.Build)
+	if err == nil || !strings.Contains(err.Error(), "buildx v0.9.1 is older than 0.15.0") {
+		t.Errorf("error %v", err)
+	}
+}
