@@ -3,7 +3,9 @@ package build
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -258,5 +260,68 @@ func TestOldBuildxIsRefused(t *testing.T) {
 	err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.Build)
 	if err == nil || !strings.Contains(err.Error(), "buildx v0.9.1 is older than 0.15.0") {
 		t.Errorf("error %v", err)
+	}
+}
+
+func TestOutsideAGitCheckoutNothingIsPlanned(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "VERSION"), []byte("0.26.4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GIT_CEILING_DIRECTORIES", filepath.Dir(dir))
+	_, err := Load(context.Background(), dir, false)
+	if err == nil || !errors.Is(err, ErrNotCheckout) || !strings.Contains(err.Error(), "git checkout") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestMissingDockerIsNamed(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	e, _ := testEnv(t, repoRoot, nil)
+	err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.Build)
+	if err == nil || !strings.Contains(err.Error(), "docker CLI is missing") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestSecretsReachTheBuildOnlyThroughSecretMounts(t *testing.T) {
+	const secret = "s3://very-internal/aws-ofi-nccl"
+	t.Setenv("INTERNAL_AWS_DS", secret)
+	t.Setenv("INTERNAL_AWS_PATH", "trace/plugin.tar.gz")
+	root := t.TempDir()
+	for _, c := range [][]string{{"init", "-q"}, {"-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"}} {
+		if out, err := exec.Command("git", append([]string{"-C", root}, c...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", c, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "VERSION"), []byte("0.26.4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"WITH_MPI", "WITH_NCCL", "WITH_AWS_TRACE", "DRY_RUN"} {
+		t.Setenv(k, "1")
+	}
+	abs, _ := filepath.Abs(repoRoot)
+	t.Setenv("RECIPES_DIR", abs)
+	e, err := Load(context.Background(), root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	e.Runner.Out, e.Runner.Err = &out, &out
+	e.Runner.Note("debug: %s", secret) // a careless note is redacted too
+	if err := e.Build(context.Background(), []string{"gpu-cuda-113-base"}, plan.Build); err != nil {
+		t.Fatal(err)
+	}
+	printed := out.String()
+	if strings.Contains(printed, "very-internal") || strings.Contains(printed, "trace/plugin") {
+		t.Errorf("a secret value was printed:\n%s", printed)
+	}
+	for _, want := range []string{"--secret id=INTERNAL_AWS_DS,env=INTERNAL_AWS_DS", "--secret id=INTERNAL_AWS_PATH,env=INTERNAL_AWS_PATH", "--build-arg WITH_AWS_TRACE=1"} {
+		if !strings.Contains(printed, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, printed)
+		}
+	}
+	if strings.Contains(printed, "--build-arg INTERNAL_AWS") {
+		t.Error("a secret is passed as a build argument")
 	}
 }

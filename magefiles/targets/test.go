@@ -1,0 +1,94 @@
+package targets
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/determined-ai/environments/magefiles/e2e/stack"
+	"github.com/determined-ai/environments/magefiles/gotest"
+	"github.com/determined-ai/environments/magefiles/run"
+)
+
+// testPackages are the Debian packages the unit tests use (shellcheck for
+// the scripts; unshare, getent and cc are on every Debian machine).
+var testPackages = []string{"shellcheck"}
+
+// Test runs every test: go vet, the unit tests, then the end-to-end suite.
+// It installs what the tests need (apt packages, the pinned buildkitd and
+// buildx of tools/go.mod, arm64 emulation), so it needs root. Prints
+// "unit: N passed, M failed" and "e2e: N passed, M failed". Reads nothing.
+func Test(ctx context.Context) error {
+	if err := Unit(ctx); err != nil {
+		return err
+	}
+	return E2e(ctx)
+}
+
+// Unit runs go vet and the unit tests (no root needed when shellcheck is installed).
+// Prints how many bad inputs and registry faults the tests tried.
+func Unit(ctx context.Context) error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	status := run.NewStatus(os.Stderr)
+	if err := stack.InstallPackages(ctx, os.Stderr, testPackages...); err != nil {
+		return fmt.Errorf("installing test dependencies: %w", err)
+	}
+	r := run.New(false, mg.Verbose())
+	r.Dir = root
+	status.Step("go vet ./...")
+	if err := r.Run(ctx, []string{"go", "vet", "./..."}); err != nil {
+		return err
+	}
+	status.Step("go test ./...")
+	sum, err := gotest.Run(ctx, root, nil, os.Stdout, "-count=1", "-timeout=20m", "./...")
+	if err != nil {
+		return err
+	}
+	if len(sum.Tallies) > 0 {
+		fmt.Println("reliability: what the tests tried and survived:")
+		for _, t := range sum.Tallies {
+			fmt.Println("  " + t)
+		}
+	}
+	fmt.Printf("unit: %d passed, %d failed\n", sum.Passed, sum.Failed)
+	if sum.Failed > 0 {
+		return fmt.Errorf("unit tests failed: %s", strings.Join(sum.FailedTests, ", "))
+	}
+	if sum.Passed == 0 {
+		return fmt.Errorf("no unit test ran")
+	}
+	return nil
+}
+
+// E2e runs the end-to-end suite on a real buildx + BuildKit + registry stack.
+// It provisions what is missing (Debian packages, the pinned buildkitd and
+// buildx, cached by version), starts buildkitd and three loopback registries,
+// runs every scenario, stops everything, and prints "e2e: N passed, M failed".
+// Needs root and binfmt_misc; fails saying why otherwise. Reads nothing.
+func E2e(ctx context.Context) error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("e2e needs root: it installs Debian packages, registers arm64 emulation with binfmt_misc and runs buildkitd (uid is %d)", os.Geteuid())
+	}
+	run.NewStatus(os.Stderr).Step("end-to-end suite (go test -tags e2e ./magefiles/e2e/...)")
+	sum, err := gotest.Run(ctx, root, nil, os.Stdout, "-tags", "e2e", "-count=1", "-p", "1", "-timeout=50m", "./magefiles/e2e/...")
+	fmt.Printf("e2e: %d passed, %d failed\n", sum.Passed, sum.Failed)
+	switch {
+	case err != nil:
+		return err
+	case sum.Failed > 0:
+		return fmt.Errorf("e2e failed: %s", strings.Join(sum.FailedTests, ", "))
+	case sum.Passed == 0:
+		return fmt.Errorf("e2e ran no test")
+	}
+	return nil
+}
