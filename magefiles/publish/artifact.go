@@ -1,0 +1,69 @@
+package publish
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/determined-ai/environments/magefiles/plan"
+)
+
+// The artifact files are the public contract with Determined's release
+// tooling (update-bumpenvs-yaml.py): one file per framework image named
+// publish-<image>-<M>, holding exactly two YAML lines whose keys are the image
+// name with underscores for dashes, "_<M>" and "_hashed"/"_versioned".
+
+// ArtifactName is the file name publish-<image>-<M>, M being 1 with
+// WITH_MPI=1 and 0 otherwise (variant.Settings.MPIDigit).
+func ArtifactName(image, mpiDigit string) string {
+	return "publish-" + image + "-" + mpiDigit
+}
+
+// ArtifactKey is the YAML key prefix of an image: tf2-cpu with M=0 gives
+// tf2_cpu_0; the file's keys are that plus "_hashed" and "_versioned".
+func ArtifactKey(image, mpiDigit string) string {
+	return strings.ReplaceAll(image, "-", "_") + "_" + mpiDigit
+}
+
+// ArtifactContent is the exact content of the artifact file: two lines, each
+// ended by "\n", nothing else.
+func ArtifactContent(image, mpiDigit string, hub plan.Tags) string {
+	k := ArtifactKey(image, mpiDigit)
+	return k + "_hashed: " + hub.Hashed + "\n" + k + "_versioned: " + hub.Versioned + "\n"
+}
+
+// writeAtomic writes content to dir/name through a temporary file in dir and
+// a rename, so a reader never sees a partial file and a failed write leaves
+// no file behind.
+func writeAtomic(dir, name string, content []byte) error {
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(dir, name), err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(content); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(dir, name), err)
+	}
+	ok = true
+	return nil
+}

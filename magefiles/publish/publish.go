@@ -1,0 +1,417 @@
+// Package publish builds, pushes and verifies the images, copies the NGC
+// images to NGC, and writes the artifact files of the old Makefile's
+// publish-<image> targets, plus a JSON report of the whole run.
+//
+// Every image is built with `docker buildx build --push --metadata-file`,
+// unless it is already published from the same inputs (the
+// plan.InputsLabel label); then each tag is verified to point at the pushed
+// digest with the planned platforms, and only after that is the artifact
+// file written. Images run in dependency order with bounded parallelism; a
+// failure stops only the images built on the failed one.
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/determined-ai/environments/magefiles/build"
+	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/registry"
+	"github.com/determined-ai/environments/magefiles/schedule"
+)
+
+// Registry is what publish needs from a registry client; *registry.Client
+// satisfies it.
+type Registry interface {
+	Inspect(ctx context.Context, ref string) (registry.Image, error)
+	Verify(ctx context.Context, tags []string, wantDigest string, wantPlatforms []string) (registry.Image, error)
+	Copy(ctx context.Context, src string, dst []string) (registry.CopyStats, error)
+}
+
+var _ Registry = (*registry.Client)(nil)
+
+// Options say what to publish and where.
+type Options struct {
+	// Images are catalog names (their bases are added); nil means every image.
+	Images []string
+	// Dockerhub publishes to $DOCKERHUB_REGISTRY/$REGISTRY_REPO. It must be
+	// true: images are pushed there by their build, and NGC copies from there.
+	Dockerhub bool
+	// NGC also copies the NGC images to $NGC_REGISTRY/$REGISTRY_REPO; it has
+	// no effect unless NGC publishing is on (Settings.NGCPublish).
+	NGC bool
+}
+
+// Cost hints for the scheduler: framework builds take longer than bases.
+const (
+	baseCost      = 3
+	frameworkCost = 5
+)
+
+// digestPlaceholder stands for the pushed digest in dry-run lines.
+const digestPlaceholder = "<digest>"
+
+type buildFunc func(ctx context.Context, sp plan.Spec) (digest string, err error)
+
+// hooks replace the steps that need Docker, for tests.
+type hooks struct {
+	build     buildFunc                                      // nil: buildx build --push + metadata file
+	preflight func(ctx context.Context, s []plan.Spec) error // nil: Env.Preflight
+}
+
+type publisher struct {
+	e     *build.Env
+	reg   Registry
+	ngc   bool // copy NGC images to NGC
+	dry   bool
+	build buildFunc
+}
+
+// Run publishes the images of o. Before anything is built it checks that
+// ARTIFACTS_DIR is writable, that the worktree is clean (unless
+// ALLOW_DIRTY=1), the plan and the builder. It returns the report (also
+// written to $ARTIFACTS_DIR/publish-report.json, except in dry runs) and an
+// error naming every image that was not published.
+func Run(ctx context.Context, e *build.Env, reg Registry, o Options) (*Report, error) {
+	return publishWith(ctx, e, reg, o, hooks{})
+}
+
+func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h hooks) (*Report, error) {
+	if !o.Dockerhub {
+		return nil, errors.New("publish: Options.Dockerhub must be true: images are pushed to $DOCKERHUB_REGISTRY/$REGISTRY_REPO by their build and NGC copies from there")
+	}
+	s := e.Settings
+	p := &publisher{e: e, reg: reg, ngc: o.NGC && s.NGCPublish, dry: e.Runner.DryRun, build: h.build}
+	if p.build == nil {
+		p.build = p.buildAndPush
+	}
+	if reg == nil && !p.dry {
+		return nil, errors.New("publish: no registry client")
+	}
+	names := o.Images
+	if names == nil {
+		names = catalog.Names()
+	}
+	if len(names) == 0 {
+		return nil, errors.New("publish: no images named (`mage images` lists them)")
+	}
+
+	// Up front, before anything is built or pushed.
+	var errs []error
+	if !p.dry {
+		if err := checkArtifactsDir(s.ArtifactsDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := checkClean(ctx, e); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	metaDir := filepath.Join(s.ArtifactsDir, ".metadata") // printed only
+	if !p.dry {
+		dir, err := os.MkdirTemp("", "publish-metadata-")
+		if err != nil {
+			return nil, fmt.Errorf("publish: creating a directory for the buildx metadata files: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		metaDir = dir
+	}
+	specs, err := e.Plan(plan.Request{Images: names, Mode: plan.Publish, MetadataDir: metaDir})
+	if err != nil {
+		return nil, err
+	}
+	preflight := h.preflight
+	if preflight == nil {
+		preflight = e.Preflight
+	}
+	if err := preflight(ctx, specs); err != nil {
+		return nil, err
+	}
+	if err := p.removeStale(specs); err != nil {
+		return nil, err
+	}
+
+	rep := &Report{Settings: reportSettings(s, p.ngc), Started: time.Now()}
+	entries := make([]*ImageReport, len(specs))
+	jobs := make([]schedule.Job, len(specs))
+	for i, sp := range specs {
+		ent := &ImageReport{
+			Name: sp.Image.Name, Platforms: sp.Platforms,
+			Tags: ReportTags{Dockerhub: sp.Tags.List(), NGC: []string{}},
+		}
+		if p.ngc && sp.NGCTags.Hashed != "" {
+			ent.Tags.NGC = sp.NGCTags.List()
+		}
+		entries[i] = ent
+		var deps []string
+		cost := float64(frameworkCost)
+		if sp.Base != "" {
+			deps = []string{sp.Base}
+		}
+		if sp.Image.IsBase() {
+			cost = baseCost
+		}
+		jobs[i] = schedule.Job{Name: sp.Image.Name, Deps: deps, Cost: cost, Run: func(ctx context.Context) error {
+			err := p.publishImage(ctx, sp, ent)
+			if err != nil && !p.dry {
+				p.status().Fail("%s: %v", sp.Image.Name, err)
+			}
+			return err
+		}}
+	}
+	limit := s.Jobs
+	if p.dry {
+		limit = 1 // dry-run lines come out in plan order
+	}
+	results, err := schedule.Run(ctx, jobs, limit)
+	if err != nil {
+		return nil, err
+	}
+
+	var failed []string
+	var failures []error
+	for i, r := range results {
+		ent := entries[i]
+		ent.Started = r.Start
+		ent.DurationSeconds = r.Duration.Seconds()
+		switch r.State {
+		case schedule.Done:
+			continue
+		case schedule.Skipped:
+			ent.Result = Skipped
+			ent.Error = fmt.Sprintf("not published: its base image %s was not", specs[i].Base)
+			if ctx.Err() != nil {
+				// Its base was interrupted, not broken.
+				ent.Result = Cancelled
+			}
+		case schedule.Cancelled:
+			ent.Result = Cancelled
+			ent.Error = "not started: " + errString(r.Err)
+		default:
+			ent.Result = Failed
+			if ctx.Err() != nil {
+				ent.Result = Cancelled
+			}
+			ent.Error = errString(r.Err)
+		}
+		ent.Verified, ent.Artifact = false, ""
+		failed = append(failed, fmt.Sprintf("%s (%s)", ent.Name, ent.Result))
+		failures = append(failures, fmt.Errorf("%s %s: %s", ent.Name, ent.Result, ent.Error))
+	}
+	for _, ent := range entries {
+		rep.Images = append(rep.Images, *ent)
+	}
+	rep.OK = len(failed) == 0
+	rep.DurationSeconds = time.Since(rep.Started).Seconds()
+
+	if !p.dry {
+		rows := make([]schedule.Result, len(results))
+		digests := map[string]string{}
+		for i, r := range results {
+			rows[i] = r
+			rows[i].State = schedule.State(entries[i].Result)
+			digests[r.Name] = entries[i].Digest
+		}
+		e.Summary(e.Runner.Err, rows, digests)
+	}
+
+	reportPath := filepath.Join(s.ArtifactsDir, ReportName)
+	var reportErr error
+	if p.dry {
+		e.Runner.Note("write report %s", reportPath)
+	} else if err := rep.write(s.ArtifactsDir); err != nil {
+		reportErr = fmt.Errorf("publish: writing the report: %w", err)
+	}
+
+	if len(failed) > 0 {
+		err := fmt.Errorf("publish: %d of %d images not published: %s\n%w",
+			len(failed), len(specs), strings.Join(failed, ", "), errors.Join(failures...))
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		return rep, errors.Join(err, reportErr)
+	}
+	if ctx.Err() != nil {
+		return rep, errors.Join(fmt.Errorf("publish: interrupted: %w", ctx.Err()), reportErr)
+	}
+	return rep, reportErr
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// removeStale removes the artifact files of the planned images left by an
+// earlier run, so that a file in ARTIFACTS_DIR always describes an image this
+// run published and verified.
+func (p *publisher) removeStale(specs []plan.Spec) error {
+	s := p.e.Settings
+	for _, sp := range specs {
+		if sp.Image.IsBase() {
+			continue
+		}
+		path := filepath.Join(s.ArtifactsDir, ArtifactName(sp.Image.Name, s.MPIDigit()))
+		if _, err := os.Lstat(path); err != nil {
+			continue
+		}
+		p.e.Runner.Note("remove stale artifact %s", path)
+		if p.dry {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("publish: removing the stale artifact file %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// publishImage is the job of one image: up-to-date check or build, Docker Hub
+// verification, NGC copy and verification, artifact file.
+func (p *publisher) publishImage(ctx context.Context, sp plan.Spec, ent *ImageReport) error {
+	s := p.e.Settings
+	result := Built
+	digest := ""
+	if p.dry {
+		if !s.Force {
+			p.e.Runner.Note("check up to date: %s", sp.Tags.Hashed)
+		}
+		if err := p.e.RunSpec(ctx, sp); err != nil {
+			return err
+		}
+		digest, result = digestPlaceholder, DryRun
+	} else {
+		if !s.Force {
+			d, why, err := upToDate(ctx, p.reg, sp)
+			if err != nil {
+				return err
+			}
+			if d != "" {
+				digest, result = d, UpToDate
+				p.status().Info("%s is up to date (%s)", sp.Image.Name, d)
+			} else {
+				p.status().Info("%s needs a build: %s", sp.Image.Name, why)
+			}
+		}
+		if digest == "" {
+			d, err := p.build(ctx, sp)
+			if err != nil {
+				return err
+			}
+			digest = d
+		}
+		ent.Digest = digest
+	}
+
+	if err := p.verify(ctx, sp.Tags.List(), digest, sp.Platforms); err != nil {
+		return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
+	}
+	if p.ngc && sp.NGCTags.Hashed != "" {
+		if err := p.copyToNGC(ctx, sp, digest, ent); err != nil {
+			return err
+		}
+	}
+	if !sp.Image.IsBase() {
+		if err := p.writeArtifact(ctx, sp); err != nil {
+			return err
+		}
+		ent.Artifact = ArtifactName(sp.Image.Name, s.MPIDigit())
+	}
+	ent.Verified = !p.dry
+	ent.Result = result
+	if !p.dry {
+		p.status().OK("%s %s: %s", sp.Image.Name, result, digest)
+	}
+	return nil
+}
+
+func (p *publisher) verify(ctx context.Context, tags []string, digest string, platforms []string) error {
+	p.e.Runner.Note("verify %s platforms %s", strings.Join(tags, " "), strings.Join(platforms, ","))
+	if p.dry {
+		return nil
+	}
+	_, err := p.reg.Verify(ctx, tags, digest, platforms)
+	return err
+}
+
+// copyToNGC copies the verified Docker Hub image by digest to the NGC tags
+// and verifies them.
+func (p *publisher) copyToNGC(ctx context.Context, sp plan.Spec, digest string, ent *ImageReport) error {
+	dst := sp.NGCTags.List()
+	src := repoOf(sp.Tags.Hashed) + "@" + digest
+	if p.dry {
+		src = sp.Tags.Hashed + "@" + digest
+	}
+	p.e.Runner.Note("copy %s -> %s", src, strings.Join(dst, " "))
+	if !p.dry {
+		stats, err := p.reg.Copy(ctx, src, dst)
+		if err != nil {
+			return fmt.Errorf("copying %s to NGC: %w", sp.Image.Name, err)
+		}
+		ent.NGCCopied = true
+		ent.NGCBytesUploaded = stats.BytesUploaded
+	}
+	if err := p.verify(ctx, dst, digest, sp.Platforms); err != nil {
+		return fmt.Errorf("verifying the NGC tags of %s: %w", sp.Image.Name, err)
+	}
+	return nil
+}
+
+// writeArtifact writes publish-<image>-<M> once every tag is verified.
+func (p *publisher) writeArtifact(ctx context.Context, sp plan.Spec) error {
+	s := p.e.Settings
+	name := ArtifactName(sp.Image.Name, s.MPIDigit())
+	content := ArtifactContent(sp.Image.Name, s.MPIDigit(), sp.Tags)
+	path := filepath.Join(s.ArtifactsDir, name)
+	p.e.Runner.Note("write artifact %s", path)
+	for _, line := range strings.Split(strings.TrimSuffix(content, "\n"), "\n") {
+		p.e.Runner.Note("  %s", line)
+	}
+	if p.dry {
+		return nil
+	}
+	// An interrupted run claims nothing.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("not writing %s: %w", path, err)
+	}
+	return writeAtomic(s.ArtifactsDir, name, []byte(content))
+}
+
+// repoOf strips the tag from a tag reference: host:5000/org/repo:tag gives
+// host:5000/org/repo.
+func repoOf(ref string) string {
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i]
+	}
+	return ref
+}
+
+type nopStatus struct{}
+
+func (nopStatus) Info(string, ...any) {}
+func (nopStatus) OK(string, ...any)   {}
+func (nopStatus) Fail(string, ...any) {}
+
+type statusLine interface {
+	Info(format string, a ...any)
+	OK(format string, a ...any)
+	Fail(format string, a ...any)
+}
+
+func (p *publisher) status() statusLine {
+	if p.e.Status == nil {
+		return nopStatus{}
+	}
+	return p.e.Status
+}

@@ -1,0 +1,529 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/variant"
+)
+
+func settings(t *testing.T, h *harness) variant.Settings {
+	t.Helper()
+	return h.buildEnv().Settings
+}
+
+func tagsOf(t *testing.T, h *harness, image string) (hub, ngc plan.Tags) {
+	t.Helper()
+	img, err := catalog.Lookup(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := settings(t, h)
+	hub, err = plan.DockerhubTags(img, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ngc, err = plan.NGCTags(img, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hub, ngc
+}
+
+func readReport(t *testing.T, dir string) Report {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, ReportName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func imageReport(t *testing.T, r Report, name string) ImageReport {
+	t.Helper()
+	for _, i := range r.Images {
+		if i.Name == name {
+			return i
+		}
+	}
+	t.Fatalf("report has no image %s", name)
+	return ImageReport{}
+}
+
+var someImages = []string{"tf2-cpu", "tf1-cpu", "pytorch10-tf27-rocm50"}
+
+func TestPublishWritesArtifactsAndCopiesToNGC(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	rep, err := h.run(ctx, h.client(), Options{Images: someImages, Dockerhub: true, NGC: true})
+	if err != nil {
+		t.Fatalf("publish: %v\nstderr:\n%s", err, h.err.String())
+	}
+	if !rep.OK {
+		t.Fatal("report not OK")
+	}
+	dir := h.artifactsDir()
+	want := []string{"publish-pytorch10-tf27-rocm50-0", "publish-report.json", "publish-tf1-cpu-0", "publish-tf2-cpu-0"}
+	if got := readDir(t, dir); !slices.Equal(got, want) {
+		t.Fatalf("ARTIFACTS_DIR holds %v, want %v (no base image artifacts, no temp files)", got, want)
+	}
+	for _, image := range someImages {
+		hub, _ := tagsOf(t, h, image)
+		b, err := os.ReadFile(filepath.Join(dir, "publish-"+image+"-0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := strings.ReplaceAll(image, "-", "_") + "_0"
+		wantContent := key + "_hashed: " + hub.Hashed + "\n" + key + "_versioned: " + hub.Versioned + "\n"
+		if string(b) != wantContent {
+			t.Errorf("artifact of %s:\n%q\nwant\n%q", image, b, wantContent)
+		}
+		kv := parseArtifact(t, string(b))
+		if kv[key+"_hashed"] != hub.Hashed || kv[key+"_versioned"] != hub.Versioned || len(kv) != 2 {
+			t.Errorf("artifact of %s parses to %v", image, kv)
+		}
+		if !strings.HasSuffix(hub.Hashed, "-abc1234") || !strings.HasSuffix(hub.Versioned, "-0.26.4") {
+			t.Errorf("tags %v", hub)
+		}
+	}
+	// The contract's example key and tag.
+	b, _ := os.ReadFile(filepath.Join(dir, "publish-tf2-cpu-0"))
+	if !strings.HasPrefix(string(b), "tf2_cpu_0_hashed: "+h.hub+"/determinedai/environments:py-3.8-pytorch-1.12-tf-2.11-cpu-abc1234\n") {
+		t.Errorf("tf2-cpu artifact: %q", b)
+	}
+
+	// Docker Hub: both tags of every image (bases included) at the digest.
+	for _, image := range []string{"cpu-py-37-base", "cpu-py-38-base", "tf2-cpu", "tf1-cpu", "pytorch10-tf27-rocm50"} {
+		hub, ngc := tagsOf(t, h, image)
+		ir := imageReport(t, *rep, image)
+		if ir.Result != Built || !ir.Verified || ir.Digest == "" {
+			t.Errorf("%s: %+v", image, ir)
+		}
+		for _, tag := range hub.List() {
+			if d, ok := digestOf(t, tag); !ok || d != ir.Digest {
+				t.Errorf("%s: %s is %q, report says %s", image, tag, d, ir.Digest)
+			}
+		}
+		// NGC: exactly the NGC images, by the same digest.
+		for _, tag := range ngc.List() {
+			if d, ok := digestOf(t, tag); !ok || d != ir.Digest {
+				t.Errorf("%s: NGC %s is %q, want %s", image, tag, d, ir.Digest)
+			}
+		}
+		if image == "tf2-cpu" {
+			if !ir.NGCCopied || ir.NGCBytesUploaded == 0 || len(ir.Tags.NGC) != 2 {
+				t.Errorf("tf2-cpu NGC copy: %+v", ir)
+			}
+			if !slices.Equal(ir.Platforms, []string{"linux/amd64", "linux/arm64"}) {
+				t.Errorf("tf2-cpu platforms %v", ir.Platforms)
+			}
+		} else {
+			if ir.NGCCopied || len(ir.Tags.NGC) != 0 || len(ngc.List()) != 0 {
+				t.Errorf("%s went to NGC: %+v", image, ir)
+			}
+			n := strings.Replace(hub.Hashed, h.hub+"/determinedai", h.ngc+"/ngc", 1)
+			if _, ok := digestOf(t, n); ok {
+				t.Errorf("%s is on NGC as %s", image, n)
+			}
+		}
+		if (image == "tf2-cpu" || image == "tf1-cpu" || image == "pytorch10-tf27-rocm50") != (ir.Artifact != "") {
+			t.Errorf("%s artifact %q", image, ir.Artifact)
+		}
+	}
+
+	// The written report is the returned one.
+	written := readReport(t, dir)
+	if !written.OK || len(written.Images) != 5 || written.Settings.Hash != "abc1234" || written.Settings.Version != "0.26.4" ||
+		written.Settings.Flavour != "" || written.Settings.NGCRepo != h.ngc+"/ngc/environments" {
+		t.Errorf("written report: %+v", written)
+	}
+	if imageReport(t, written, "tf2-cpu").Artifact != "publish-tf2-cpu-0" {
+		t.Errorf("report artifact name: %+v", imageReport(t, written, "tf2-cpu"))
+	}
+	if !strings.Contains(h.err.String(), "IMAGE") || !strings.Contains(h.err.String(), imageReport(t, written, "tf2-cpu").Digest) {
+		t.Errorf("no summary table with digests on stderr:\n%s", h.err.String())
+	}
+
+	// Second publish: nothing is built, nothing is uploaded to NGC, the
+	// artifacts are the same.
+	before := h.buildCount()
+	first := map[string]string{}
+	for _, image := range someImages {
+		b, _ := os.ReadFile(filepath.Join(dir, "publish-"+image+"-0"))
+		first[image] = string(b)
+	}
+	rep2, err := h.run(ctx, h.client(), Options{Images: someImages, Dockerhub: true, NGC: true})
+	if err != nil {
+		t.Fatalf("second publish: %v", err)
+	}
+	if n := h.buildCount() - before; n != 0 {
+		t.Errorf("second publish built %d images, want 0", n)
+	}
+	for _, ir := range rep2.Images {
+		if ir.Result != UpToDate || !ir.Verified || ir.Digest != imageReport(t, *rep, ir.Name).Digest {
+			t.Errorf("second publish %s: %+v", ir.Name, ir)
+		}
+		if ir.NGCBytesUploaded != 0 {
+			t.Errorf("second publish uploaded %d bytes to NGC for %s", ir.NGCBytesUploaded, ir.Name)
+		}
+	}
+	if !imageReport(t, *rep2, "tf2-cpu").NGCCopied {
+		t.Error("second publish did not re-check the NGC copy")
+	}
+	for _, image := range someImages {
+		b, _ := os.ReadFile(filepath.Join(dir, "publish-"+image+"-0"))
+		if string(b) != first[image] {
+			t.Errorf("second publish changed the artifact of %s", image)
+		}
+	}
+}
+
+func TestForceRebuilds(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	o := Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}
+	rep, err := h.run(ctx, h.client(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.env["FORCE"] = "1"
+	rep2, err := h.run(ctx, h.client(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.buildCount(); n != 4 {
+		t.Errorf("built %d times, want 4 (two images twice)", n)
+	}
+	for _, ir := range rep2.Images {
+		if ir.Result != Built || ir.Digest == imageReport(t, *rep, ir.Name).Digest || !ir.Verified {
+			t.Errorf("FORCE=1 %s: %+v", ir.Name, ir)
+		}
+	}
+	_, ngc := tagsOf(t, h, "tf2-cpu")
+	if d, _ := digestOf(t, ngc.Versioned); d != imageReport(t, *rep2, "tf2-cpu").Digest {
+		t.Errorf("NGC not updated by FORCE=1: %s", d)
+	}
+}
+
+func TestFailureStopsOnlyDependents(t *testing.T) {
+	h := newHarness(t)
+	h.fail["cpu-py-38-base"] = true
+	h.fail["pt-gpu"] = true
+	images := []string{"tf2-cpu", "pt-cpu", "tf1-cpu", "pt-gpu", "tf2-gpu"}
+	rep, err := h.run(context.Background(), h.client(), Options{Images: images, Dockerhub: true, NGC: true})
+	if err == nil {
+		t.Fatal("publish with failed images returned no error")
+	}
+	for _, n := range []string{"cpu-py-38-base", "tf2-cpu", "pt-cpu", "pt-gpu"} {
+		if !strings.Contains(err.Error(), n) {
+			t.Errorf("error does not name %s: %v", n, err)
+		}
+	}
+	want := map[string]Result{
+		"cpu-py-37-base": Built, "cpu-py-38-base": Failed, "gpu-cuda-113-base": Built,
+		"tf1-cpu": Built, "tf2-cpu": Skipped, "pt-cpu": Skipped, "pt-gpu": Failed, "tf2-gpu": Built,
+	}
+	if len(rep.Images) != len(want) {
+		t.Fatalf("report has %d images", len(rep.Images))
+	}
+	for _, ir := range rep.Images {
+		if ir.Result != want[ir.Name] {
+			t.Errorf("%s: %s, want %s (%s)", ir.Name, ir.Result, want[ir.Name], ir.Error)
+		}
+		if (ir.Result == Built) != ir.Verified {
+			t.Errorf("%s: verified=%v", ir.Name, ir.Verified)
+		}
+		if ir.Result != Built && (ir.Error == "" || ir.Artifact != "") {
+			t.Errorf("%s: %+v", ir.Name, ir)
+		}
+	}
+	if h.builds["tf2-cpu"] != 0 || h.builds["pt-cpu"] != 0 {
+		t.Errorf("dependents of a failed base were built: %v", h.builds)
+	}
+	got := readDir(t, h.artifactsDir())
+	if wantFiles := []string{"publish-report.json", "publish-tf1-cpu-0", "publish-tf2-gpu-0"}; !slices.Equal(got, wantFiles) {
+		t.Errorf("artifacts %v, want %v", got, wantFiles)
+	}
+	if r := readReport(t, h.artifactsDir()); r.OK || imageReport(t, r, "pt-gpu").Result != Failed {
+		t.Errorf("written report: %+v", r)
+	}
+	if !strings.Contains(h.err.String(), "skipped") {
+		t.Errorf("summary does not show the skipped images:\n%s", h.err.String())
+	}
+}
+
+func TestVerificationFailure(t *testing.T) {
+	h := newHarness(t)
+	h.onlyHashed["tf1-cpu"] = true
+	h.wrongPlatforms["tf2-cpu"] = true
+	rep, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu", "tf2-cpu", "pt-cpu"}, Dockerhub: true, NGC: true})
+	if err == nil || !strings.Contains(err.Error(), "tf1-cpu") || !strings.Contains(err.Error(), "tf2-cpu") {
+		t.Fatalf("error %v", err)
+	}
+	for name, want := range map[string]Result{"tf1-cpu": Failed, "tf2-cpu": Failed, "pt-cpu": Built} {
+		ir := imageReport(t, *rep, name)
+		if ir.Result != want || ir.Verified != (want == Built) {
+			t.Errorf("%s: %+v", name, ir)
+		}
+	}
+	if ir := imageReport(t, *rep, "tf2-cpu"); ir.NGCCopied {
+		t.Error("an unverified image was copied to NGC")
+	}
+	_, ngc := tagsOf(t, h, "tf2-cpu")
+	if _, ok := digestOf(t, ngc.Hashed); ok {
+		t.Error("unverified tf2-cpu is on NGC")
+	}
+	if got := readDir(t, h.artifactsDir()); !slices.Equal(got, []string{"publish-pt-cpu-0", "publish-report.json"}) {
+		t.Errorf("artifacts %v", got)
+	}
+
+	// The next run does not take the broken images for up to date.
+	h.onlyHashed, h.wrongPlatforms = map[string]bool{}, map[string]bool{}
+	before := h.buildCount()
+	rep, err = h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu", "tf2-cpu", "pt-cpu"}, Dockerhub: true, NGC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.buildCount() - before; n != 2 {
+		t.Errorf("rebuilt %d images, want 2 (tf1-cpu, tf2-cpu)", n)
+	}
+	if imageReport(t, *rep, "pt-cpu").Result != UpToDate {
+		t.Errorf("pt-cpu: %+v", imageReport(t, *rep, "pt-cpu"))
+	}
+}
+
+func TestDirtyWorktree(t *testing.T) {
+	h := newHarness(t)
+	if err := os.WriteFile(filepath.Join(h.root, "Dockerfile.cpu"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu"}, Dockerhub: true})
+	if err == nil {
+		t.Fatal("publish from a dirty worktree succeeded")
+	}
+	for _, s := range []string{"Dockerfile.cpu", "abc1234", "commit, or ALLOW_DIRTY=1"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error does not say %q: %v", s, err)
+		}
+	}
+	if h.buildCount() != 0 {
+		t.Error("built from a dirty worktree")
+	}
+	// Dry runs show the same refusal.
+	h.env["DRY_RUN"] = "1"
+	if _, err := h.run(context.Background(), noRegistry{t}, Options{Images: []string{"tf1-cpu"}, Dockerhub: true}); err == nil || !strings.Contains(err.Error(), "ALLOW_DIRTY") {
+		t.Errorf("dry run from a dirty worktree: %v", err)
+	}
+	delete(h.env, "DRY_RUN")
+
+	h.env["ALLOW_DIRTY"] = "1"
+	if _, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu"}, Dockerhub: true}); err != nil {
+		t.Fatalf("ALLOW_DIRTY=1: %v", err)
+	}
+	if r := readReport(t, h.artifactsDir()); !r.Settings.AllowDirty || !r.OK {
+		t.Errorf("report %+v", r.Settings)
+	}
+}
+
+func TestUnwritableArtifactsDir(t *testing.T) {
+	h := newHarness(t)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.env["ARTIFACTS_DIR"] = filepath.Join(file, "artifacts")
+	_, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu"}, Dockerhub: true})
+	if err == nil || !strings.Contains(err.Error(), "ARTIFACTS_DIR=") || !strings.Contains(err.Error(), h.env["ARTIFACTS_DIR"]) {
+		t.Fatalf("error %v", err)
+	}
+	if h.buildCount() != 0 {
+		t.Error("built although the artifacts could not be written")
+	}
+	hub, _ := tagsOf(t, h, "cpu-py-37-base")
+	if _, ok := digestOf(t, hub.Hashed); ok {
+		t.Error("pushed although the artifacts could not be written")
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	h := newHarness(t)
+	h.env["DRY_RUN"] = "1"
+	rep, err := h.run(context.Background(), noRegistry{t}, Options{Dockerhub: true, NGC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := h.out.String()
+	if h.buildCount() != 0 {
+		t.Error("dry run built")
+	}
+	if _, err := os.Stat(h.artifactsDir()); !os.IsNotExist(err) {
+		t.Errorf("dry run created ARTIFACTS_DIR (%v)", err)
+	}
+	ngcTags := 0
+	for _, img := range catalog.All() {
+		hub, ngc := tagsOf(t, h, img.Name)
+		for _, tag := range hub.List() {
+			if !strings.Contains(out, "--tag "+tag+" ") {
+				t.Errorf("dry run does not build %s", tag)
+			}
+		}
+		if !strings.Contains(out, "# verify "+hub.Hashed+" "+hub.Versioned+" platforms ") {
+			t.Errorf("dry run does not verify %s", img.Name)
+		}
+		if !strings.Contains(out, "# check up to date: "+hub.Hashed+"\n") {
+			t.Errorf("dry run does not check %s", img.Name)
+		}
+		if img.NGC {
+			if len(ngc.List()) != 2 {
+				t.Fatalf("%s has NGC tags %v", img.Name, ngc)
+			}
+			want := "# copy " + hub.Hashed + "@<digest> -> " + ngc.Hashed + " " + ngc.Versioned + "\n"
+			if !strings.Contains(out, want) {
+				t.Errorf("dry run does not copy %s: want %q", img.Name, want)
+			}
+			if !strings.Contains(out, "# verify "+ngc.Hashed+" "+ngc.Versioned+" platforms ") {
+				t.Errorf("dry run does not verify the NGC tags of %s", img.Name)
+			}
+			ngcTags += 2
+		}
+		path := filepath.Join(h.artifactsDir(), ArtifactName(img.Name, "0"))
+		if img.IsBase() == strings.Contains(out, "# write artifact "+path+"\n") {
+			t.Errorf("dry run artifact line for %s wrong (base=%v)", img.Name, img.IsBase())
+		}
+		if !img.IsBase() && !strings.Contains(out, "#   "+ArtifactKey(img.Name, "0")+"_hashed: "+hub.Hashed+"\n") {
+			t.Errorf("dry run does not show the artifact content of %s", img.Name)
+		}
+	}
+	// Exactly the NGC images go to NGC: 8 images, 2 tags, each tag named
+	// once in its copy line and once in its verify line.
+	if ngcTags != 16 {
+		t.Errorf("%d NGC tags, want 16", ngcTags)
+	}
+	if n := strings.Count(out, h.ngc+"/ngc/environments:"); n != 2*ngcTags {
+		t.Errorf("NGC repository named %d times, want %d:\n%s", n, 2*ngcTags, out)
+	}
+	if !strings.Contains(out, "# write report "+filepath.Join(h.artifactsDir(), ReportName)+"\n") {
+		t.Error("dry run does not name the report")
+	}
+	if n := strings.Count(out, "docker buildx build"); n != len(catalog.All()) {
+		t.Errorf("%d builds printed, want %d", n, len(catalog.All()))
+	}
+	for _, ir := range rep.Images {
+		if ir.Result != DryRun || ir.Verified {
+			t.Errorf("dry run report %s: %+v", ir.Name, ir)
+		}
+	}
+
+	// NGC_PUBLISH= prints no NGC tag.
+	h.out = &syncBuffer{}
+	h.env["NGC_PUBLISH"] = ""
+	if _, err := h.run(context.Background(), noRegistry{t}, Options{Dockerhub: true, NGC: true}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(h.out.String(), h.ngc) || strings.Contains(h.out.String(), "# copy") {
+		t.Errorf("NGC_PUBLISH= dry run names NGC:\n%s", h.out.String())
+	}
+}
+
+func TestMPIVariantArtifacts(t *testing.T) {
+	h := newHarness(t)
+	h.env["WITH_MPI"] = "1"
+	rep, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf2-cpu", "gpt-neox-deepspeed-gpu"}, Dockerhub: true, NGC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := imageReport(t, *rep, "tf2-cpu").Platforms; !slices.Equal(p, []string{"linux/amd64"}) {
+		t.Errorf("WITH_MPI=1 tf2-cpu platforms %v", p)
+	}
+	b, err := os.ReadFile(filepath.Join(h.artifactsDir(), "publish-gpt-neox-deepspeed-gpu-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := parseArtifact(t, string(b))
+	if !strings.HasSuffix(kv["gpt_neox_deepspeed_gpu_1_hashed"], ":cuda-11.3-pytorch-1.10-gpt-neox-deepspeed-gpu-mpi-abc1234") ||
+		!strings.HasSuffix(kv["gpt_neox_deepspeed_gpu_1_versioned"], ":cuda-11.3-pytorch-1.10-gpt-neox-deepspeed-gpu-mpi-0.26.4") {
+		t.Errorf("artifact %v", kv)
+	}
+	if _, err := os.Stat(filepath.Join(h.artifactsDir(), "publish-tf2-cpu-1")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCancelClaimsNothing(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.onBuild = func(ctx context.Context, sp plan.Spec) error {
+		if sp.Image.Name == "cpu-py-38-base" {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	h.env["JOBS"] = "1"
+	rep, err := h.run(ctx, h.client(), Options{Images: []string{"tf2-cpu", "tf1-cpu"}, Dockerhub: true, NGC: true})
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want one wrapping context.Canceled", err)
+	}
+	for _, ir := range rep.Images {
+		if ir.Artifact != "" || (ir.Result != Built && ir.Result != UpToDate && ir.Verified) {
+			t.Errorf("%s claims success: %+v", ir.Name, ir)
+		}
+	}
+	if ir := imageReport(t, *rep, "tf2-cpu"); ir.Result != Cancelled {
+		t.Errorf("tf2-cpu: %+v", ir)
+	}
+	if ir := imageReport(t, *rep, "cpu-py-38-base"); ir.Result != Cancelled {
+		t.Errorf("cpu-py-38-base: %+v", ir)
+	}
+	if _, err := os.Stat(filepath.Join(h.artifactsDir(), "publish-tf2-cpu-0")); err == nil {
+		t.Error("artifact written for a cancelled image")
+	}
+	if r := readReport(t, h.artifactsDir()); r.OK {
+		t.Error("report of a cancelled run says OK")
+	}
+}
+
+func TestStaleArtifactRemoved(t *testing.T) {
+	h := newHarness(t)
+	if err := os.MkdirAll(h.artifactsDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(h.artifactsDir(), "publish-tf2-cpu-0")
+	if err := os.WriteFile(stale, []byte("tf2_cpu_0_hashed: old\ntf2_cpu_0_versioned: old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.fail["cpu-py-38-base"] = true
+	if _, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf2-cpu"}, Dockerhub: true}); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale artifact of an image that was not published survives (%v)", err)
+	}
+}
+
+func TestOptionsNeedDockerhub(t *testing.T) {
+	h := newHarness(t)
+	if _, err := h.run(context.Background(), h.client(), Options{NGC: true}); err == nil {
+		t.Error("Dockerhub=false accepted")
+	}
+	if _, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf3-cpu"}, Dockerhub: true}); err == nil || !strings.Contains(err.Error(), "tf3-cpu") {
+		t.Errorf("unknown image: %v", err)
+	}
+	if h.buildCount() != 0 {
+		t.Error("built")
+	}
+}

@@ -1,0 +1,98 @@
+package publish
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/variant"
+)
+
+// ReportName is the file name of the publish report in ARTIFACTS_DIR.
+const ReportName = "publish-report.json"
+
+// Result is how one image's publish ended.
+type Result string
+
+const (
+	Built     Result = "built"      // built, pushed and verified
+	UpToDate  Result = "up-to-date" // already published from the same inputs; verified, not rebuilt
+	Failed    Result = "failed"     // its build, verification, copy or artifact failed
+	Skipped   Result = "skipped"    // its base image was not published
+	Cancelled Result = "cancelled"  // interrupted (SIGINT, timeout) before it finished
+	// DryRun is the result of every image of a dry run (whose report is
+	// returned, never written).
+	DryRun Result = "dry-run"
+)
+
+// Report is what a publish did; it is written to
+// $ARTIFACTS_DIR/publish-report.json even when images fail.
+type Report struct {
+	Settings        ReportSettings `json:"settings"`
+	Started         time.Time      `json:"started"`
+	DurationSeconds float64        `json:"duration_seconds"`
+	// OK is true when every image was published and verified.
+	OK     bool          `json:"ok"`
+	Images []ImageReport `json:"images"`
+}
+
+// ReportSettings summarises the variant the images were published under.
+type ReportSettings struct {
+	Flavour       string `json:"flavour"` // "", "mpi" or "mpi-ofi"
+	MPIDigit      string `json:"mpi_digit"`
+	Hash          string `json:"hash"`
+	Version       string `json:"version"`
+	DockerhubRepo string `json:"dockerhub_repo"`
+	NGCRepo       string `json:"ngc_repo,omitempty"` // "" when NGC is not published to
+	Force         bool   `json:"force"`
+	AllowDirty    bool   `json:"allow_dirty"`
+}
+
+// ImageReport is one image of the report.
+type ImageReport struct {
+	Name   string `json:"name"`
+	Result Result `json:"result"`
+	Error  string `json:"error,omitempty"`
+	// Digest is the manifest (list) digest both Docker Hub tags point at; ""
+	// when unknown.
+	Digest    string     `json:"digest,omitempty"`
+	Platforms []string   `json:"platforms"`
+	Tags      ReportTags `json:"tags"`
+	// Verified is true when every tag of the image (Docker Hub, and NGC for
+	// NGC images) was checked to point at Digest with Platforms.
+	Verified         bool      `json:"verified"`
+	NGCCopied        bool      `json:"ngc_copied"`
+	NGCBytesUploaded int64     `json:"ngc_bytes_uploaded"`
+	Started          time.Time `json:"started,omitzero"`
+	DurationSeconds  float64   `json:"duration_seconds"`
+	// Artifact is the artifact file name (in ARTIFACTS_DIR) written for this
+	// image; "" when none was (base images, failures).
+	Artifact string `json:"artifact,omitempty"`
+}
+
+// ReportTags are the tags an image is published under.
+type ReportTags struct {
+	Dockerhub []string `json:"dockerhub"`
+	NGC       []string `json:"ngc"`
+}
+
+func reportSettings(s variant.Settings, ngc bool) ReportSettings {
+	rs := ReportSettings{
+		Flavour: s.Flavour(), MPIDigit: s.MPIDigit(), Hash: s.Hash, Version: s.Version,
+		DockerhubRepo: plan.DockerhubRepo(s), Force: s.Force, AllowDirty: s.AllowDirty,
+	}
+	if ngc {
+		rs.NGCRepo = plan.NGCRepo(s)
+	}
+	return rs
+}
+
+// write stores the report atomically in dir.
+func (r *Report) write(dir string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the publish report: %w", err)
+	}
+	return writeAtomic(dir, ReportName, append(b, '\n'))
+}
