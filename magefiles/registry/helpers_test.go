@@ -293,13 +293,30 @@ func (p *faultProxy) summary() string {
 
 func logFaults(t *testing.T, proxies ...*faultProxy) (injected, survived int) {
 	t.Helper()
+	return tallyFaults(t, "survived", proxies...)
+}
+
+// logCaught is logFaults for tests where the operation must fail: the
+// faults are counted as caught (a clear error), not survived.
+func logCaught(t *testing.T, proxies ...*faultProxy) (injected int) {
+	t.Helper()
+	injected, _ = tallyFaults(t, "caught", proxies...)
+	return injected
+}
+
+func tallyFaults(t *testing.T, outcome string, proxies ...*faultProxy) (injected, survived int) {
+	t.Helper()
 	for _, p := range proxies {
 		i, s := p.Faults()
 		injected += i
 		survived += s
 		t.Logf("proxy %s: %s", p.Host, p.summary())
 	}
-	t.Logf("faults injected: %d, survived: %d", injected, survived)
+	if outcome == "caught" {
+		t.Logf("faults injected: %d, caught as a clear failure (expected): %d", injected, injected)
+	} else {
+		t.Logf("faults injected: %d, survived: %d", injected, survived)
+	}
 	return injected, survived
 }
 

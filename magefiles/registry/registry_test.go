@@ -356,7 +356,7 @@ func TestRegistryDown(t *testing.T) {
 			t.Errorf("err = %v after %s, want an error naming %s within 10s", err, elapsed, down.Host)
 		}
 	})
-	logFaults(t, down)
+	logCaught(t, down)
 }
 
 func TestTagMovesBetweenReads(t *testing.T) {
@@ -416,7 +416,7 @@ func TestUnreadableContent(t *testing.T) {
 				return pass
 			})
 			_, err := testClient().Verify(context.Background(), []string{p.Host + "/env:cuda-abc123"}, "", twoPlatforms)
-			injected, _ := logFaults(t, p)
+			injected := logCaught(t, p)
 			t.Logf("error: %v", err)
 			if err == nil {
 				t.Fatal("Verify succeeded although content could not be read back")
