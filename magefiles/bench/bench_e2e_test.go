@@ -1,0 +1,30 @@
+//go:build e2e
+
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRun measures every figure, as `go run magefile.go bench` does (root,
+// about five minutes): go test -tags e2e -count=1 -v -run TestRun ./magefiles/bench/
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	err := Run(ctx, filepath.Join("..", ".."), &out)
+	os.Stdout.WriteString(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fig := range []string{FigPlanMatrix, FigDryRunPublish, FigScheduler, FigCriticalPath, FigRepublish, FigNGCCopyBytes, FigCacheRebuild, FigNoCacheRebuild} {
+		if !strings.Contains(out.String(), "\nbench "+fig+": ") && !strings.HasPrefix(out.String(), "bench "+fig+": ") {
+			t.Errorf("no %s line", fig)
+		}
+	}
+}
