@@ -40,7 +40,9 @@ type Runner struct {
 
 // New returns a runner writing to stdout and stderr.
 func New(dryRun, verbose bool) *Runner {
-	return &Runner{Out: os.Stdout, Err: os.Stderr, DryRun: dryRun, Verbose: verbose, Grace: 10 * time.Second}
+	// mage waits 5 seconds for cleanup after Ctrl-C: interrupt, then kill
+	// within that window.
+	return &Runner{Out: os.Stdout, Err: os.Stderr, DryRun: dryRun, Verbose: verbose, Grace: 3 * time.Second}
 }
 
 // AddSecret registers a value that must never be printed.
@@ -159,7 +161,7 @@ func (r *Runner) exec(ctx context.Context, argv []string, stdin io.Reader, stdou
 	}
 	grace := r.Grace
 	if grace <= 0 {
-		grace = 10 * time.Second
+		grace = 3 * time.Second
 	}
 	cmd.WaitDelay = grace
 	if err := cmd.Start(); err != nil {

@@ -9,6 +9,8 @@ import (
 )
 
 func publishImages(ctx context.Context, images []string, ngc bool) error {
+	ctx, cancel := withCleanupTime(ctx)
+	defer cancel()
 	e, err := load(ctx)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/magefile/mage/mg"
 
@@ -16,6 +17,23 @@ import (
 	"github.com/determined-ai/environments/magefiles/catalog"
 	"github.com/determined-ai/environments/magefiles/plan"
 )
+
+// cleanupMargin is how long before mage's own deadline (mage -t) the targets
+// stop: mage exits at its deadline without waiting for the target, so the
+// runner must have interrupted and reaped its processes by then (its
+// SIGINT-to-SIGKILL grace is 3s).
+const cleanupMargin = 5 * time.Second
+
+// withCleanupTime returns a context that ends cleanupMargin before ctx's
+// deadline (or halfway, for very short deadlines).
+func withCleanupTime(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(cleanupMargin, time.Until(deadline)/2)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
 
 func load(ctx context.Context) (*build.Env, error) {
 	root, err := os.Getwd()
@@ -33,6 +51,8 @@ func load(ctx context.Context) (*build.Env, error) {
 }
 
 func buildImages(ctx context.Context, names []string) error {
+	ctx, cancel := withCleanupTime(ctx)
+	defer cancel()
 	e, err := load(ctx)
 	if err != nil {
 		return err
@@ -112,6 +132,8 @@ func LocalArm64(ctx context.Context,
 	if _, err := catalog.Lookup(name); err != nil {
 		return err
 	}
+	ctx, cancel := withCleanupTime(ctx)
+	defer cancel()
 	e, err := load(ctx)
 	if err != nil {
 		return err
