@@ -243,13 +243,19 @@ func installed(ctx context.Context, pkg string) bool {
 	return err == nil && strings.TrimSpace(string(out)) == "install ok installed"
 }
 
-func (a *aptState) install(ctx context.Context, pkgs []string) error {
+// missingPackages returns the packages of pkgs that are not installed.
+func missingPackages(ctx context.Context, pkgs []string) []string {
 	var missing []string
 	for _, p := range pkgs {
 		if !installed(ctx, p) {
 			missing = append(missing, p)
 		}
 	}
+	return missing
+}
+
+func (a *aptState) install(ctx context.Context, pkgs []string) error {
+	missing := missingPackages(ctx, pkgs)
 	if len(missing) == 0 {
 		return nil
 	}
