@@ -165,3 +165,19 @@ func TestACancelledContextStartsNothing(t *testing.T) {
 		t.Error("command ran with a cancelled context")
 	}
 }
+
+func TestArgumentsReachTheCommandVerbatimWithoutAShell(t *testing.T) {
+	args := []string{"with space", `it's "quoted"`, "$HOME", "$(touch /tmp/envs-pwned)", "`id`", "*", "a;b|c&d", "torch==1.12.0+cpu -f https://x/y.html"}
+	var out bytes.Buffer
+	r := &Runner{Out: &out, Err: &bytes.Buffer{}}
+	if err := r.Run(context.Background(), append([]string{"printf", `%s\n`}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(args, "\n") + "\n"; out.String() != want {
+		t.Errorf("command saw\n%q\nwant\n%q", out.String(), want)
+	}
+	if _, err := os.Stat("/tmp/envs-pwned"); err == nil {
+		os.Remove("/tmp/envs-pwned")
+		t.Error("an argument was interpreted by a shell")
+	}
+}

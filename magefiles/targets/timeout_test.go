@@ -1,15 +1,61 @@
 package targets
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+var (
+	toolOnce sync.Once
+	toolPath string
+	toolErr  error
+)
+
+// compiledTool compiles the mage targets once per test binary.
+func compiledTool(t *testing.T) string {
+	t.Helper()
+	toolOnce.Do(func() {
+		root, _ := filepath.Abs(filepath.Join("..", ".."))
+		dir, err := os.MkdirTemp("", "envs-tool-")
+		if err != nil {
+			toolErr = err
+			return
+		}
+		toolPath = filepath.Join(dir, "envs")
+		compile := exec.Command("go", "run", "magefile.go", "-compile", toolPath)
+		compile.Dir = root
+		if out, err := compile.CombinedOutput(); err != nil {
+			toolErr = fmt.Errorf("compiling the tool: %v\n%s", err, out)
+		}
+	})
+	if toolErr != nil {
+		t.Fatal(toolErr)
+	}
+	return toolPath
+}
+
+// gitRepo makes a repository with VERSION committed.
+func gitRepo(t *testing.T, version string) string {
+	t.Helper()
+	repo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(repo, "VERSION"), []byte(version), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "VERSION"}, {"-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git: %v %s", err, out)
+		}
+	}
+	return repo
+}
 
 func alive(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -25,12 +71,7 @@ func alive(pid int) bool {
 func TestMageTimeoutLeavesNoBuildProcessBehind(t *testing.T) {
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	tmp := t.TempDir()
-	tool := filepath.Join(tmp, "envs")
-	compile := exec.Command("go", "run", "magefile.go", "-compile", tool)
-	compile.Dir = root
-	if out, err := compile.CombinedOutput(); err != nil {
-		t.Fatalf("compiling the tool: %v\n%s", err, out)
-	}
+	tool := compiledTool(t)
 	// A docker that answers the preflight and, for a build, starts a
 	// grandchild (as docker starts its buildx plugin) and waits for it.
 	bin := filepath.Join(tmp, "bin")
@@ -52,18 +93,7 @@ wait
 	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	repo := filepath.Join(tmp, "repo")
-	if err := os.MkdirAll(repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(repo, "VERSION"), []byte("0.26.4\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"init", "-q"}, {"-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"}} {
-		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git: %v %s", err, out)
-		}
-	}
+	repo := gitRepo(t, "0.26.4\n")
 	cmd := exec.Command(tool, "-t", "12s", "build", "cpu-py-37-base")
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "RECIPES_DIR="+root, "NO_COLOR=1")
