@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/determined-ai/environments/magefiles/build"
@@ -72,6 +73,26 @@ type publisher struct {
 	ngc   bool // copy NGC images to NGC
 	dry   bool
 	build buildFunc
+
+	mu    sync.Mutex
+	built map[string]bool // images built (not found up to date) in this run
+}
+
+// rebuilt reports whether image was built in this run; the images built on
+// it then start FROM a new digest and are rebuilt too.
+func (p *publisher) rebuilt(image string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.built[image]
+}
+
+func (p *publisher) markBuilt(image string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.built == nil {
+		p.built = map[string]bool{}
+	}
+	p.built[image] = true
 }
 
 // Run publishes the images of o. Before anything is built it checks that
@@ -292,7 +313,9 @@ func (p *publisher) publishImage(ctx context.Context, sp plan.Spec, ent *ImageRe
 		}
 		digest, result = digestPlaceholder, DryRun
 	} else {
-		if !s.Force {
+		if !s.Force && sp.Base != "" && p.rebuilt(sp.Base) {
+			p.status().Info("%s needs a build: its base %s was rebuilt in this run", sp.Image.Name, sp.Base)
+		} else if !s.Force {
 			d, why, err := upToDate(ctx, p.reg, sp)
 			if err != nil {
 				return err
@@ -310,6 +333,7 @@ func (p *publisher) publishImage(ctx context.Context, sp plan.Spec, ent *ImageRe
 				return err
 			}
 			digest = d
+			p.markBuilt(sp.Image.Name)
 		}
 		ent.Digest = digest
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"os"
 	"path/filepath"
 	"slices"
@@ -525,5 +527,42 @@ func TestOptionsNeedDockerhub(t *testing.T) {
 	}
 	if h.buildCount() != 0 {
 		t.Error("built")
+	}
+}
+
+func TestARebuiltBaseRebuildsTheImagesOnIt(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	o := Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}
+	if _, err := h.run(ctx, h.client(), o); err != nil {
+		t.Fatal(err)
+	}
+	// Someone moved the base's version tag: the base is no longer up to
+	// date. tf2-cpu's own inputs did not change, but it is built FROM the
+	// base, so it must be rebuilt on the new base.
+	base, _ := tagsOf(t, h, "cpu-py-38-base")
+	idx, err := randomIndex([]string{"linux/amd64"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(base.Versioned, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx, remote.WithContext(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]int{"cpu-py-38-base": h.builds["cpu-py-38-base"], "tf2-cpu": h.builds["tf2-cpu"]}
+	rep, err := h.run(ctx, h.client(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for image, n := range before {
+		if h.builds[image] != n+1 {
+			t.Errorf("%s built %d times in the second run, want 1", image, h.builds[image]-n)
+		}
+		if ir := imageReport(t, *rep, image); ir.Result != Built || !ir.Verified {
+			t.Errorf("%s: %+v", image, ir)
+		}
 	}
 }
