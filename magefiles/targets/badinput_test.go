@@ -142,3 +142,24 @@ func commitFile(t *testing.T, repo, name, content string) {
 	gitIn(t, repo, "git", "add", name)
 	gitIn(t, repo, "git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "change "+name)
 }
+
+func TestPublishNGCWithNGCOffDoesNothing(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	tool := compiledTool(t)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(recordingDocker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "docker.log")
+	cmd := exec.Command(tool, "publishNGC")
+	cmd.Dir = gitRepo(t, "0.26.4\n")
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "RECIPES_DIR="+root, "NO_COLOR=1",
+		"FAKE_DOCKER_LOG="+log, "NGC_PUBLISH=", "ARTIFACTS_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "NGC publishing is off") {
+		t.Fatalf("err %v:\n%s", err, out)
+	}
+	if calls, _ := os.ReadFile(log); len(calls) > 0 {
+		t.Errorf("docker was called:\n%s", calls)
+	}
+}

@@ -37,6 +37,15 @@ func PublishDockerhub(ctx context.Context) error { return publishImages(ctx, nil
 // Does nothing but say so when NGC_PUBLISH is empty. Reads the same
 // variables as publish.
 func PublishNGC(ctx context.Context) error {
+	e, err := load(ctx)
+	if err != nil {
+		return err
+	}
+	if !e.Settings.NGCPublish {
+		e.Status.Info("NGC publishing is off (NGC_PUBLISH is empty): nothing to publish")
+		e.Runner.Note("NGC publishing is off: nothing to do")
+		return nil
+	}
 	var ngc []string
 	for _, img := range catalog.All() {
 		if img.NGC {
