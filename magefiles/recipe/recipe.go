@@ -6,6 +6,7 @@ package recipe
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -241,5 +242,45 @@ func (e envGetter) Keys() []string {
 	for k := range e {
 		out = append(out, k)
 	}
+	return out
+}
+
+// Differences lists how two recipes differ in shape: their named stages, and
+// for each stage the ARGs it can see, both as published (FRAMEWORK_BASE
+// unset) and as built locally (FRAMEWORK_BASE=base). Stand-in recipes of the
+// tests must have the shape of the real ones; nil means they do.
+func Differences(real, other *Recipe) ([]string, error) {
+	if !slices.Equal(real.Stages(), other.Stages()) {
+		return []string{fmt.Sprintf("stages differ: %s has %v, %s has %v", real.path, real.Stages(), other.path, other.Stages())}, nil
+	}
+	var diffs []string
+	for _, stage := range real.Stages() {
+		for _, args := range []map[string]string{nil, {"FRAMEWORK_BASE": "base"}} {
+			rv, err := real.Visible(stage, args)
+			if err != nil {
+				return nil, err
+			}
+			ov, err := other.Visible(stage, args)
+			if err != nil {
+				return nil, err
+			}
+			onlyReal, onlyOther := setMinus(rv, ov), setMinus(ov, rv)
+			if len(onlyReal)+len(onlyOther) > 0 {
+				diffs = append(diffs, fmt.Sprintf("stage %q (args %v): ARGs only in %s: %v; only in %s: %v",
+					stage, args, real.path, onlyReal, other.path, onlyOther))
+			}
+		}
+	}
+	return diffs, nil
+}
+
+func setMinus(a, b map[string]bool) []string {
+	var out []string
+	for k := range a {
+		if !b[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
 	return out
 }

@@ -105,3 +105,20 @@ func TestRealRecipesHaveTheCatalogStages(t *testing.T) {
 		}
 	}
 }
+
+func TestDifferencesFindsADriftedStandIn(t *testing.T) {
+	real := parse(t)
+	same, _ := Parse("stand-in", []byte(sample))
+	if d, err := Differences(real, same); err != nil || len(d) != 0 {
+		t.Errorf("identical recipes differ: %v %v", d, err)
+	}
+	drifted, _ := Parse("stand-in", []byte(strings.Replace(sample, "ARG TORCH_PIP\n", "ARG TORCH_PIPS\n", 1)))
+	d, err := Differences(real, drifted)
+	if err != nil || len(d) == 0 || !strings.Contains(strings.Join(d, "\n"), "[TORCH_PIP]") || !strings.Contains(strings.Join(d, "\n"), "[TORCH_PIPS]") {
+		t.Errorf("drift not reported: %v %v", d, err)
+	}
+	fewer, _ := Parse("stand-in", []byte("FROM a AS base\nFROM b AS framework\n"))
+	if d, _ := Differences(real, fewer); len(d) != 1 || !strings.Contains(d[0], "stages differ") {
+		t.Errorf("stage drift: %v", d)
+	}
+}
