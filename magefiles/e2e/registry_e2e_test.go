@@ -3,12 +3,10 @@
 package e2e
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -20,9 +18,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/determined-ai/environments/magefiles/e2e/stack"
 )
 
 // ref parses a loopback registry reference.
@@ -103,38 +102,6 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// imageFiles returns the content of the named files (absolute paths) in the
-// image's flattened filesystem.
-func imageFiles(t *testing.T, img v1.Image, names ...string) map[string]string {
-	t.Helper()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[strings.TrimPrefix(n, "/")] = true
-	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("extract: %v", err)
-		}
-		n := strings.TrimPrefix(filepath.Clean("/"+h.Name), "/")
-		if want[n] {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got["/"+n] = string(b)
-		}
-	}
-	return got
 }
 
 func layerDigests(t *testing.T, img v1.Image) []string {
@@ -307,4 +274,15 @@ func parseYAMLMapping(content string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// imageFiles returns the content of the named files (absolute paths) in the
+// image's flattened filesystem.
+func imageFiles(t *testing.T, img v1.Image, names ...string) map[string]string {
+	t.Helper()
+	got, err := stack.ImageFiles(img, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

@@ -3,11 +3,8 @@
 package stack
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,7 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -131,11 +127,14 @@ func TestStackBuildsMultiPlatformAndPushes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s image: %v", arch, err)
 		}
-		files := readFiles(t, img, "arch", "x")
-		if got := strings.TrimSpace(files["arch"]); got != want {
+		files, err := ImageFiles(img, "/arch", "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(files["/arch"]); got != want {
 			t.Errorf("%s image /arch = %q, want %q", arch, got, want)
 		}
-		if got := strings.TrimSpace(files["x"]); got != "hello" {
+		if got := strings.TrimSpace(files["/x"]); got != "hello" {
 			t.Errorf("%s image /x = %q, want hello", arch, got)
 		}
 	}
@@ -169,38 +168,6 @@ func TestStackBuildsMultiPlatformAndPushes(t *testing.T) {
 	if after := registryState(ctx, t, s); after != before {
 		t.Errorf("push=false build changed the registries:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-}
-
-// readFiles returns the contents of the named files (paths relative to /)
-// in img's flattened filesystem.
-func readFiles(t *testing.T, img v1.Image, names ...string) map[string]string {
-	t.Helper()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("extract: %v", err)
-		}
-		n := strings.TrimPrefix(filepath.Clean("/"+h.Name), "/")
-		if want[n] {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got[n] = string(b)
-		}
-	}
-	return got
 }
 
 // registryState lists every repository, tag and manifest digest of the
