@@ -1,6 +1,6 @@
 // Package bench measures the performance figures of the build tool (see
 // BENCHMARKS.md at the repository root): planning speed, dry-run speed, and,
-// on the real loopback build stack of magefiles/e2e/stack with stand-in
+// on the real loopback build stack of magefiles/stack with stand-in
 // recipes whose steps only sleep, how close the parallel publish comes to its
 // critical path, how cheap a republish with nothing changed is, how many
 // bytes a repeated NGC copy uploads, and what the registry build cache saves.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/determined-ai/environments/magefiles/catalog"
-	"github.com/determined-ai/environments/magefiles/e2e/stack"
+	"github.com/determined-ai/environments/magefiles/stack"
 )
 
 const (

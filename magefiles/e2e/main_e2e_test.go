@@ -25,8 +25,8 @@ import (
 
 	"github.com/determined-ai/environments/magefiles/build"
 	"github.com/determined-ai/environments/magefiles/catalog"
-	"github.com/determined-ai/environments/magefiles/e2e/stack"
 	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/stack"
 	"github.com/determined-ai/environments/magefiles/variant"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/determined-ai/environments/magefiles/e2e/stack"
+	"github.com/determined-ai/environments/magefiles/stack"
 )
 
 // ref parses a loopback registry reference.

@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/determined-ai/environments/magefiles/catalog"
-	"github.com/determined-ai/environments/magefiles/e2e/stack"
 	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/stack"
 	"github.com/determined-ai/environments/magefiles/variant"
 )
 

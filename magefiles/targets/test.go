@@ -8,9 +8,9 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/determined-ai/environments/magefiles/e2e/stack"
 	"github.com/determined-ai/environments/magefiles/gotest"
 	"github.com/determined-ai/environments/magefiles/run"
+	"github.com/determined-ai/environments/magefiles/stack"
 )
 
 // testPackages are the Debian packages the unit tests use (shellcheck for
