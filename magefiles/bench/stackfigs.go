@@ -123,12 +123,13 @@ func (b *stackBench) exec(ctx context.Context, label string, repo *benchRepo, se
 	}
 	arts := filepath.Join(b.work, fmt.Sprintf("artifacts-%02d-%s", b.runs, label))
 	env["ARTIFACTS_DIR"] = arts
+	env["PUBLISH_REPORT"] = arts + "-report.json" // never inside ARTIFACTS_DIR
 	wall, out, err := timed(ctx, repo.dir, toolEnv(env), append([]string{b.tool}, args...)...)
 	_ = os.WriteFile(filepath.Join(b.work, fmt.Sprintf("run-%02d-%s.log", b.runs, label)), out, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s run: %w", label, err)
 	}
-	raw, err := os.ReadFile(filepath.Join(arts, "publish-report.json"))
+	raw, err := os.ReadFile(env["PUBLISH_REPORT"])
 	if err != nil {
 		return nil, fmt.Errorf("%s run wrote no report: %w", label, err)
 	}

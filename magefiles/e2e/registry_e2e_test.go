@@ -218,11 +218,12 @@ type imageReport struct {
 	Verified bool `json:"verified"`
 }
 
-// readReport reads ARTIFACTS_DIR/publish-report.json; ok is false when there
-// is none.
+// readReport reads the report of a publish with ARTIFACTS_DIR=dir: it is
+// publish-report.json beside that directory (the default PUBLISH_REPORT);
+// ok is false when there is none.
 func readReport(t *testing.T, dir string) (report, bool) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, reportName))
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), reportName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return report{}, false
 	}

@@ -1,11 +1,14 @@
 package publish
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/determined-ai/environments/magefiles/catalog"
 	"github.com/determined-ai/environments/magefiles/plan"
 )
 
@@ -65,5 +68,38 @@ func writeAtomic(dir, name string, content []byte) error {
 		return fmt.Errorf("writing %s: %w", filepath.Join(dir, name), err)
 	}
 	ok = true
+	return nil
+}
+
+// removeStale removes, before anything else can fail, the files an earlier
+// run left for the images about to be published: their artifact files, the
+// report at PUBLISH_REPORT, and a report an older version of the tool wrote
+// into ARTIFACTS_DIR. Whatever stops this run later, no file then claims an
+// image this run did not verify. Unknown names and base images (which have
+// no artifact file) are skipped here; the plan refuses unknown names. A dry
+// run only says what it would remove.
+func (p *publisher) removeStale(names []string) error {
+	s := p.e.Settings
+	var paths []string
+	for _, n := range names {
+		img, err := catalog.Lookup(n)
+		if err != nil || img.IsBase() {
+			continue
+		}
+		paths = append(paths, filepath.Join(s.ArtifactsDir, ArtifactName(n, s.MPIDigit())))
+	}
+	paths = append(paths, s.Report, filepath.Join(s.ArtifactsDir, ReportName))
+	for _, path := range paths {
+		if _, err := os.Lstat(path); err != nil {
+			continue
+		}
+		p.e.Runner.Note("remove stale %s", path)
+		if p.dry {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("publish: removing the stale file %s (left by an earlier run): %w", path, err)
+		}
+	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,11 +94,14 @@ func (p *publisher) markBuilt(image string) {
 	p.built[image] = true
 }
 
-// Run publishes the images of o. Before anything is built it checks that
-// ARTIFACTS_DIR is writable, that the worktree is clean (unless
-// ALLOW_DIRTY=1), the plan and the builder. It returns the report (also
-// written to $ARTIFACTS_DIR/publish-report.json, except in dry runs) and an
-// error naming every image that was not published.
+// Run publishes the images of o. Before anything is built it removes the
+// artifact files and the report an earlier run left for these images, checks
+// that ARTIFACTS_DIR and PUBLISH_REPORT are writable (and outside the
+// checkout, unless git ignores them), that the worktree is clean (unless
+// ALLOW_DIRTY=1), the plan, where NGC images would go, the permission to push
+// to every repository the run writes, and the builder. It returns the report
+// (also written to PUBLISH_REPORT, except in dry runs) and an error naming
+// every image that was not published.
 func Run(ctx context.Context, e *build.Env, reg Registry, o Options) (*Report, error) {
 	return publishWith(ctx, e, reg, o, hooks{})
 }
@@ -124,12 +126,15 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 		return nil, errors.New("publish: no images named (`mage images` lists them)")
 	}
 
-	// Up front, before anything is built or pushed.
+	// Up front, before anything is built or pushed. First the files of an
+	// earlier run go, so that whatever fails next leaves no artifact of an
+	// image this run did not verify (and no report saying "ok").
+	if err := p.removeStale(names); err != nil {
+		return nil, err
+	}
 	var errs []error
-	if !p.dry {
-		if err := checkArtifactsDir(s.ArtifactsDir); err != nil {
-			errs = append(errs, err)
-		}
+	if err := checkOutputs(ctx, e); err != nil {
+		errs = append(errs, err)
 	}
 	if err := checkClean(ctx, e); err != nil {
 		errs = append(errs, err)
@@ -137,7 +142,7 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	metaDir := filepath.Join(s.ArtifactsDir, ".metadata") // printed only
+	metaDir := filepath.Join(os.TempDir(), "publish-metadata") // printed only
 	if !p.dry {
 		dir, err := os.MkdirTemp("", "publish-metadata-")
 		if err != nil {
@@ -150,6 +155,9 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNGCTarget(s, p.ngc, specs); err != nil {
+		return nil, err
+	}
 	preflight := h.preflight
 	if preflight == nil {
 		preflight = e.Preflight
@@ -157,7 +165,7 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 	if err := preflight(ctx, specs); err != nil {
 		return nil, err
 	}
-	if err := p.removeStale(specs); err != nil {
+	if err := p.checkPush(ctx, specs); err != nil {
 		return nil, err
 	}
 
@@ -245,11 +253,10 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 		e.Summary(e.Runner.Err, rows, digests)
 	}
 
-	reportPath := filepath.Join(s.ArtifactsDir, ReportName)
 	var reportErr error
 	if p.dry {
-		e.Runner.Note("write report %s", reportPath)
-	} else if err := rep.write(s.ArtifactsDir); err != nil {
+		e.Runner.Note("write report %s", s.Report)
+	} else if err := rep.write(s.Report); err != nil {
 		reportErr = fmt.Errorf("publish: writing the report: %w", err)
 	}
 
@@ -272,30 +279,6 @@ func errString(err error) string {
 		return "unknown error"
 	}
 	return err.Error()
-}
-
-// removeStale removes the artifact files of the planned images left by an
-// earlier run, so that a file in ARTIFACTS_DIR always describes an image this
-// run published and verified.
-func (p *publisher) removeStale(specs []plan.Spec) error {
-	s := p.e.Settings
-	for _, sp := range specs {
-		if sp.Image.IsBase() {
-			continue
-		}
-		path := filepath.Join(s.ArtifactsDir, ArtifactName(sp.Image.Name, s.MPIDigit()))
-		if _, err := os.Lstat(path); err != nil {
-			continue
-		}
-		p.e.Runner.Note("remove stale artifact %s", path)
-		if p.dry {
-			continue
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("publish: removing the stale artifact file %s: %w", path, err)
-		}
-	}
-	return nil
 }
 
 // publishImage is the job of one image: up-to-date check or build, Docker Hub

@@ -40,9 +40,9 @@ func tagsOf(t *testing.T, h *harness, image string) (hub, ngc plan.Tags) {
 	return hub, ngc
 }
 
-func readReport(t *testing.T, dir string) Report {
+func readReport(t *testing.T, path string) Report {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, ReportName))
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestPublishWritesArtifactsAndCopiesToNGC(t *testing.T) {
 		t.Fatal("report not OK")
 	}
 	dir := h.artifactsDir()
-	want := []string{"publish-pytorch10-tf27-rocm50-0", "publish-report.json", "publish-tf1-cpu-0", "publish-tf2-cpu-0"}
+	want := []string{"publish-pytorch10-tf27-rocm50-0", "publish-tf1-cpu-0", "publish-tf2-cpu-0"}
 	if got := readDir(t, dir); !slices.Equal(got, want) {
 		t.Fatalf("ARTIFACTS_DIR holds %v, want %v (no base image artifacts, no temp files)", got, want)
 	}
@@ -146,7 +146,7 @@ func TestPublishWritesArtifactsAndCopiesToNGC(t *testing.T) {
 	}
 
 	// The written report is the returned one.
-	written := readReport(t, dir)
+	written := readReport(t, h.reportPath())
 	if !written.OK || len(written.Images) != 5 || written.Settings.Hash != "abc1234" || written.Settings.Version != "0.26.4" ||
 		written.Settings.Flavour != "" || written.Settings.NGCRepo != h.ngc+"/ngc/environments" {
 		t.Errorf("written report: %+v", written)
@@ -255,10 +255,10 @@ func TestFailureStopsOnlyDependents(t *testing.T) {
 		t.Errorf("dependents of a failed base were built: %v", h.builds)
 	}
 	got := readDir(t, h.artifactsDir())
-	if wantFiles := []string{"publish-report.json", "publish-tf1-cpu-0", "publish-tf2-gpu-0"}; !slices.Equal(got, wantFiles) {
+	if wantFiles := []string{"publish-tf1-cpu-0", "publish-tf2-gpu-0"}; !slices.Equal(got, wantFiles) {
 		t.Errorf("artifacts %v, want %v", got, wantFiles)
 	}
-	if r := readReport(t, h.artifactsDir()); r.OK || imageReport(t, r, "pt-gpu").Result != Failed {
+	if r := readReport(t, h.reportPath()); r.OK || imageReport(t, r, "pt-gpu").Result != Failed {
 		t.Errorf("written report: %+v", r)
 	}
 	if !strings.Contains(h.err.String(), "skipped") {
@@ -287,7 +287,7 @@ func TestVerificationFailure(t *testing.T) {
 	if _, ok := digestOf(t, ngc.Hashed); ok {
 		t.Error("unverified tf2-cpu is on NGC")
 	}
-	if got := readDir(t, h.artifactsDir()); !slices.Equal(got, []string{"publish-pt-cpu-0", "publish-report.json"}) {
+	if got := readDir(t, h.artifactsDir()); !slices.Equal(got, []string{"publish-pt-cpu-0"}) {
 		t.Errorf("artifacts %v", got)
 	}
 
@@ -334,7 +334,7 @@ func TestDirtyWorktree(t *testing.T) {
 	if _, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu"}, Dockerhub: true}); err != nil {
 		t.Fatalf("ALLOW_DIRTY=1: %v", err)
 	}
-	if r := readReport(t, h.artifactsDir()); !r.Settings.AllowDirty || !r.OK {
+	if r := readReport(t, h.reportPath()); !r.Settings.AllowDirty || !r.OK {
 		t.Errorf("report %+v", r.Settings)
 	}
 }
@@ -416,7 +416,7 @@ func TestDryRun(t *testing.T) {
 	if n := strings.Count(out, h.ngc+"/ngc/environments:"); n != 2*ngcTags {
 		t.Errorf("NGC repository named %d times, want %d:\n%s", n, 2*ngcTags, out)
 	}
-	if !strings.Contains(out, "# write report "+filepath.Join(h.artifactsDir(), ReportName)+"\n") {
+	if !strings.Contains(out, "# write report "+h.reportPath()+"\n") {
 		t.Error("dry run does not name the report")
 	}
 	if n := strings.Count(out, "docker buildx build"); n != len(catalog.All()) {
@@ -494,7 +494,7 @@ func TestCancelClaimsNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.artifactsDir(), "publish-tf2-cpu-0")); err == nil {
 		t.Error("artifact written for a cancelled image")
 	}
-	if r := readReport(t, h.artifactsDir()); r.OK {
+	if r := readReport(t, h.reportPath()); r.OK {
 		t.Error("report of a cancelled run says OK")
 	}
 }

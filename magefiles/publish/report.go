@@ -3,14 +3,18 @@ package publish
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/determined-ai/environments/magefiles/plan"
 	"github.com/determined-ai/environments/magefiles/variant"
 )
 
-// ReportName is the file name of the publish report in ARTIFACTS_DIR.
-const ReportName = "publish-report.json"
+// ReportName is the file name of the publish report. The report goes to
+// PUBLISH_REPORT (Settings.Report; default publish-report.json beside
+// ARTIFACTS_DIR), never into ARTIFACTS_DIR: CI stores that directory whole and
+// Determined's release tooling would read the report as a bump file.
+const ReportName = variant.ReportName
 
 // Result is how one image's publish ended.
 type Result string
@@ -26,8 +30,8 @@ const (
 	DryRun Result = "dry-run"
 )
 
-// Report is what a publish did; it is written to
-// $ARTIFACTS_DIR/publish-report.json even when images fail.
+// Report is what a publish did; it is written to PUBLISH_REPORT (default
+// publish-report.json beside ARTIFACTS_DIR) even when images fail.
 type Report struct {
 	Settings        ReportSettings `json:"settings"`
 	Started         time.Time      `json:"started"`
@@ -88,11 +92,11 @@ func reportSettings(s variant.Settings, ngc bool) ReportSettings {
 	return rs
 }
 
-// write stores the report atomically in dir.
-func (r *Report) write(dir string) error {
+// write stores the report atomically at path.
+func (r *Report) write(path string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the publish report: %w", err)
 	}
-	return writeAtomic(dir, ReportName, append(b, '\n'))
+	return writeAtomic(filepath.Dir(path), filepath.Base(path), append(b, '\n'))
 }

@@ -7,19 +7,30 @@ import (
 	"github.com/determined-ai/environments/magefiles/ci"
 )
 
-// CIMatrix prints the variants CI publishes, one a line: name and settings.
-// The list lives in one place (magefiles/variant.Matrix); reads nothing.
+// CIMatrix prints the jobs of the CI release workflow, one a line: job name,
+// WITH_MPI, image and the jobs it requires. The list is made from the catalog
+// and magefiles/variant.Matrix; reads nothing.
 func CIMatrix(ctx context.Context) error {
-	for _, l := range ci.MatrixLines() {
+	lines, err := ci.MatrixLines()
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
 		fmt.Println(l)
 	}
 	return nil
 }
 
-// CIConfig prints the CircleCI config that publishes every matrix variant.
-// Release mode on main, development mode (REGISTRY_REPO=environments-dev,
-// NGC off) on other branches; .circleci/config.yml continues with it.
+// CIConfig prints the CircleCI config (.circleci/config.yml): the release
+// workflow on main and the development workflow (REGISTRY_REPO=environments-dev,
+// no NGC, behind the approval job request-publish-dev-docker) on other
+// branches, one job per framework image and WITH_MPI value and one per base
+// image. Reads nothing.
 func CIConfig(ctx context.Context) error {
-	fmt.Print(ci.Config())
+	cfg, err := ci.Config()
+	if err != nil {
+		return err
+	}
+	fmt.Print(cfg)
 	return nil
 }

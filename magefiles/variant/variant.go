@@ -6,6 +6,7 @@ package variant
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -20,6 +21,9 @@ const (
 	DefaultRegistryRepo      = "environments"
 	DefaultNGCRegistry       = "nvcr.io/isv-ngc-partner/determined"
 	DefaultArtifactsDir      = "/tmp/artifacts"
+	// ReportName is the file name of the publish report, which goes beside
+	// ARTIFACTS_DIR (never into it) unless PUBLISH_REPORT says where.
+	ReportName = "publish-report.json"
 	// DefaultBuilder is the buildx builder used (and created when missing)
 	// when BUILDX_BUILDER is not set.
 	DefaultBuilder = "determined-environments"
@@ -33,8 +37,11 @@ type Settings struct {
 	NGCPublish bool
 	// Where images go.
 	DockerhubRegistry, RegistryRepo, NGCRegistry string
-	// ArtifactsDir receives the publish artifact files.
+	// ArtifactsDir receives the publish artifact files, and nothing else.
 	ArtifactsDir string
+	// Report is the path of the publish report (PUBLISH_REPORT); default
+	// publish-report.json in ArtifactsDir's parent directory.
+	Report string
 	// Version is the contents of VERSION, Hash the short git commit.
 	Version, Hash string
 
@@ -56,7 +63,7 @@ type Settings struct {
 // and for `mage settings`.
 var Variables = []string{
 	"WITH_MPI", "WITH_OFI", "WITH_NCCL", "WITH_AWS_TRACE", "NGC_PUBLISH",
-	"DOCKERHUB_REGISTRY", "REGISTRY_REPO", "NGC_REGISTRY", "ARTIFACTS_DIR",
+	"DOCKERHUB_REGISTRY", "REGISTRY_REPO", "NGC_REGISTRY", "ARTIFACTS_DIR", "PUBLISH_REPORT",
 	"DRY_RUN", "PUSH", "FORCE", "ALLOW_DIRTY", "JOBS", "CACHE", "RECIPES_DIR", "BUILDX_BUILDER",
 }
 
@@ -105,6 +112,7 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 	if v, ok := env("BUILDX_BUILDER"); ok && v != "" {
 		s.BuilderExplicit = true
 	}
+	s.Report = str("PUBLISH_REPORT", DefaultReport(s.ArtifactsDir))
 	// NGC publishing is on unless NGC_PUBLISH is set to the empty string.
 	switch v, ok := env("NGC_PUBLISH"); {
 	case !ok || v == "1":
@@ -136,6 +144,14 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 	return s, nil
 }
 
+// DefaultReport is where the report goes when PUBLISH_REPORT is not set:
+// publish-report.json beside the artifacts directory (/tmp/publish-report.json
+// for the default /tmp/artifacts), so that ARTIFACTS_DIR, which CI stores
+// whole, holds nothing but artifact files.
+func DefaultReport(artifactsDir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(artifactsDir)), ReportName)
+}
+
 func defaultJobs() int {
 	// Builds are CPU- and IO-heavy inside BuildKit; a few at once keeps a CI
 	// machine busy without thrashing.
@@ -158,6 +174,9 @@ func (s Settings) validate() []error {
 	}
 	if s.AWSTrace && !(s.MPI && s.NCCL) {
 		errs = append(errs, errors.New("WITH_AWS_TRACE=1 needs WITH_MPI=1 and WITH_NCCL=1 (it traces the AWS OFI-NCCL plugin)"))
+	}
+	if within(s.Report, s.ArtifactsDir) {
+		errs = append(errs, fmt.Errorf("PUBLISH_REPORT=%q is inside ARTIFACTS_DIR=%q, which must hold nothing but artifact files; put the report elsewhere (default %s)", s.Report, s.ArtifactsDir, DefaultReport(s.ArtifactsDir)))
 	}
 	if s.Version == "" {
 		errs = append(errs, errors.New("VERSION is missing or empty: put a version such as 0.26.4 in the VERSION file"))
@@ -208,6 +227,15 @@ func checkRepository(key, v string) []error {
 	return nil
 }
 
+// within reports whether path is dir or below it (lexically).
+func within(path, dir string) bool {
+	if path == "" || dir == "" {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
 func joinIndented(errs []error) error {
 	msgs := make([]string, len(errs))
 	for i, e := range errs {
@@ -250,7 +278,7 @@ func (s Settings) Describe() []string {
 	return []string{
 		"WITH_MPI=" + b(s.MPI), "WITH_OFI=" + b(s.OFI), "WITH_NCCL=" + b(s.NCCL), "WITH_AWS_TRACE=" + b(s.AWSTrace),
 		"NGC_PUBLISH=" + ngc, "DOCKERHUB_REGISTRY=" + s.DockerhubRegistry, "REGISTRY_REPO=" + s.RegistryRepo,
-		"NGC_REGISTRY=" + s.NGCRegistry, "ARTIFACTS_DIR=" + s.ArtifactsDir, "VERSION=" + s.Version, "HASH=" + s.Hash,
+		"NGC_REGISTRY=" + s.NGCRegistry, "ARTIFACTS_DIR=" + s.ArtifactsDir, "PUBLISH_REPORT=" + s.Report, "VERSION=" + s.Version, "HASH=" + s.Hash,
 		"DRY_RUN=" + b(s.DryRun), "PUSH=" + b(s.Push), "FORCE=" + b(s.Force), "ALLOW_DIRTY=" + b(s.AllowDirty),
 		"JOBS=" + strconv.Itoa(s.Jobs), "CACHE=" + s.Cache, "RECIPES_DIR=" + s.RecipesDir, "BUILDX_BUILDER=" + s.Builder,
 	}
@@ -260,19 +288,38 @@ func (s Settings) Describe() []string {
 type Combo struct {
 	Name string
 	Env  map[string]string
+	// CI is true for the variants the CircleCI workflows publish (`mage
+	// ciConfig`, one job per framework image); the others are published by
+	// hand only.
+	CI bool
 }
 
-// Matrix is the list of variants CI publishes (`mage ciMatrix` prints it), so
-// the matrix is kept in one place. WITH_NCCL and WITH_AWS_TRACE do not change
-// tags (the contract's suffixes are -mpi and -mpi-ofi only), so each tag
-// flavour is published with exactly one NCCL setting: NCCL goes with OFI (the
-// AWS EFA stack: libfabric + NCCL + the AWS OFI-NCCL plugin).
+// Matrix is the list of variants the tool publishes and the tests check
+// (`mage ciMatrix` prints the CI jobs made from it), so the matrix is kept in
+// one place.
+//
+// CI publishes what the old CI published: WITH_MPI 0 and 1, no OFI, no NCCL.
+// Both write publish-<image>-<M> files, M being the WITH_MPI value, so they
+// cannot collide. The OFI flavour (with NCCL, the AWS EFA stack) is published
+// by hand only: its artifact files would have the same names and keys as the
+// mpi ones (the contract's <M> is the WITH_MPI value), so it never enters CI.
+// WITH_NCCL and WITH_AWS_TRACE do not change tags either, so each tag flavour
+// is published with one NCCL setting: none with -mpi, NCCL with -mpi-ofi.
 func Matrix() []Combo {
 	return []Combo{
-		{Name: "default", Env: map[string]string{}},
-		{Name: "mpi", Env: map[string]string{"WITH_MPI": "1"}},
+		{Name: "default", Env: map[string]string{}, CI: true},
+		{Name: "mpi", Env: map[string]string{"WITH_MPI": "1"}, CI: true},
 		{Name: "mpi-ofi", Env: map[string]string{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1"}},
 	}
+}
+
+// MPIDigit is the WITH_MPI value of the combo, "0" or "1": the <M> of its
+// artifact files and of its CI job names.
+func (c Combo) MPIDigit() string {
+	if c.Env["WITH_MPI"] == "1" {
+		return "1"
+	}
+	return "0"
 }
 
 // Words renders the combo as KEY=VALUE words in a fixed order.
