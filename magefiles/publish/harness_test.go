@@ -99,7 +99,9 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) artifactsDir() string { return h.env["ARTIFACTS_DIR"] }
 
 // reportPath is where the report goes: beside ARTIFACTS_DIR by default.
-func (h *harness) reportPath() string { return filepath.Join(filepath.Dir(h.artifactsDir()), ReportName) }
+func (h *harness) reportPath() string {
+	return filepath.Join(filepath.Dir(h.artifactsDir()), ReportName)
+}
 
 // buildEnv makes the build.Env the way build.Load does, from h.env.
 func (h *harness) buildEnv() *build.Env {
