@@ -1,0 +1,148 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/determined-ai/environments/magefiles/ci"
+)
+
+// ciStep finds a job of the generated config and splits its publish step
+// into its settings and the tool's arguments (what follows `go run
+// magefile.go`). The /tmp paths of the CI machine are moved to machine.
+func ciStep(t *testing.T, job, machine string) (map[string]string, []string) {
+	t.Helper()
+	ws, err := ci.Workflows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		for _, j := range w.Jobs {
+			if j.Name != job {
+				continue
+			}
+			words := strings.Fields(j.Command())
+			env := map[string]string{}
+			for len(words) > 0 && strings.Contains(words[0], "=") {
+				k, v, _ := strings.Cut(words[0], "=")
+				if strings.HasPrefix(v, "/tmp/") {
+					v = filepath.Join(machine, strings.TrimPrefix(v, "/tmp/"))
+				}
+				env[k] = v
+				words = words[1:]
+			}
+			if len(words) < 3 || words[0] != "go" || words[1] != "run" || words[2] != "magefile.go" {
+				t.Fatalf("job %s: step %q does not run the tool", job, j.Command())
+			}
+			return env, words[3:]
+		}
+	}
+	t.Fatalf("no job %s in the generated config", job)
+	return nil, nil
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestReleaseJobsLeaveOnlyContractFiles runs the publish steps of three jobs
+// of the generated workflows with the real tool on the real stack, each on a
+// "machine" of its own (a directory standing for its /tmp), in CircleCI's
+// order: the base job of cpu-py-37-base, then tf1-cpu's job that requires it
+// (with files of an earlier run in its ARTIFACTS_DIR), then the development
+// job of the ROCm image with PUBLISH_REPORT unset. Each ARTIFACTS_DIR must
+// hold exactly the job's contract file (none for the base job) and the
+// report must be beside it. Then an ARTIFACTS_DIR inside the checkout is
+// refused before anything is built, and the checkout stays clean.
+func TestReleaseJobsLeaveOnlyContractFiles(t *testing.T) {
+	sc := newScenario(t, nil, nil)
+	delete(sc.env, "ARTIFACTS_DIR") // every job sets its own
+
+	// The base job: publishes the base, stores nothing.
+	m1 := t.TempDir()
+	env, args := ciStep(t, "build-and-publish-base-cpu-py-37-base-0", m1)
+	if r := sc.run(env, args...); r.code != 0 {
+		t.Fatalf("base job: exit %d", r.code)
+	}
+	if got := dirNames(t, filepath.Join(m1, "artifacts")); len(got) != 0 {
+		t.Errorf("the base job's ARTIFACTS_DIR holds %v, want nothing", got)
+	}
+	if got := dirNames(t, m1); !slices.Equal(got, []string{"artifacts", "publish-report.json"}) {
+		t.Errorf("the base job's machine holds %v, want artifacts/ and publish-report.json beside it", got)
+	}
+	rep, ok := readReport(t, filepath.Join(m1, "artifacts"))
+	if !ok || !rep.OK || len(rep.Images) != 1 || rep.byName()["cpu-py-37-base"].Result != "built" {
+		t.Errorf("base job report: %+v", rep)
+	}
+
+	// The image job, with an earlier run's files in its ARTIFACTS_DIR.
+	m2 := t.TempDir()
+	env, args = ciStep(t, "build-and-publish-docker-tf1-cpu-0", m2)
+	arts := filepath.Join(m2, "artifacts")
+	writeFile(t, filepath.Join(arts, "publish-tf1-cpu-0"), "tf1_cpu_0_hashed: stale\n")
+	writeFile(t, filepath.Join(arts, reportName), `{"ok": true}`)
+	if r := sc.run(env, args...); r.code != 0 {
+		t.Fatalf("tf1-cpu job: exit %d", r.code)
+	}
+	hub := stk.Hub + "/determinedai/environments:py-3.7-pytorch-1.7-tf-1.15-cpu-"
+	want := map[string]string{"publish-tf1-cpu-0": "tf1_cpu_0_hashed: " + hub + sc.hash + "\ntf1_cpu_0_versioned: " + hub + testVersion + "\n"}
+	if got := readArtifacts(t, arts); !maps.Equal(got, want) {
+		t.Errorf("tf1-cpu job's ARTIFACTS_DIR: %v, want %v", got, want)
+	}
+	if kv, err := parseYAMLMapping(want["publish-tf1-cpu-0"]); err != nil || len(kv) != 2 {
+		t.Errorf("artifact is not a two-key YAML mapping: %v %v", kv, err)
+	}
+	rep, ok = readReport(t, arts)
+	if !ok || !rep.OK {
+		t.Fatalf("tf1-cpu job report: %+v", rep)
+	}
+	if b := rep.byName(); b["cpu-py-37-base"].Result != "up-to-date" || b["tf1-cpu"].Result != "built" || !b["tf1-cpu"].Verified {
+		t.Errorf("the image job did not find its base up to date and publish the image: %+v", rep.Images)
+	}
+	if d := headDigest(t, hub+sc.hash); d == "" || d != rep.byName()["tf1-cpu"].Digest {
+		t.Errorf("%s%s is %q in the registry, the report says %q", hub, sc.hash, d, rep.byName()["tf1-cpu"].Digest)
+	}
+
+	// A development job, report location left to its default.
+	m3 := t.TempDir()
+	env, args = ciStep(t, "build-and-publish-docker-pytorch10-tf27-rocm50-0-dev", m3)
+	if env["NGC_PUBLISH"] != "0" || env["REGISTRY_REPO"] != "environments-dev" {
+		t.Errorf("development job settings %v", env)
+	}
+	delete(env, "PUBLISH_REPORT")
+	if r := sc.run(env, args...); r.code != 0 {
+		t.Fatalf("ROCm development job: exit %d", r.code)
+	}
+	devTag := stk.Hub + "/determinedai/environments-dev:rocm-5.0-pytorch-1.10-tf-2.7-rocm-"
+	want = map[string]string{"publish-pytorch10-tf27-rocm50-0": "pytorch10_tf27_rocm50_0_hashed: " + devTag + sc.hash + "\npytorch10_tf27_rocm50_0_versioned: " + devTag + testVersion + "\n"}
+	if got := readArtifacts(t, filepath.Join(m3, "artifacts")); !maps.Equal(got, want) {
+		t.Errorf("ROCm development job's ARTIFACTS_DIR: %v, want %v", got, want)
+	}
+	if rep, ok := readReport(t, filepath.Join(m3, "artifacts")); !ok || !rep.OK {
+		t.Errorf("no OK report beside the development job's ARTIFACTS_DIR: %+v", rep)
+	}
+
+	// ARTIFACTS_DIR inside the checkout: refused up front.
+	r := sc.run(map[string]string{"ARTIFACTS_DIR": filepath.Join(sc.dir, "artifacts")}, "publishImage", "tf1-cpu")
+	if r.code == 0 || !strings.Contains(r.out, "is inside the checkout") || strings.Contains(r.out, "building tf1-cpu") {
+		t.Errorf("ARTIFACTS_DIR inside the checkout: exit %d\n%s", r.code, r.tail(20))
+	}
+	if st := sc.git("status", "--porcelain", "--untracked-files=all"); st != "" {
+		t.Errorf("the checkout is dirty after the runs:\n%s", st)
+	}
+}
