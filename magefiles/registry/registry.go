@@ -132,6 +132,9 @@ type Image struct {
 type CopyStats struct {
 	BlobsUploaded, BlobsSkipped int
 	BytesUploaded               int64
+	// RacePushes counts the pushes repeated because the registry refused a
+	// write that a concurrent write of the same blobs can cause (race.go).
+	RacePushes int
 }
 
 // IsLoopback reports whether a reference's registry host is in 127.0.0.0/8,
@@ -345,6 +348,12 @@ func (c *Client) Copy(ctx context.Context, src string, dst []string) (CopyStats,
 	}
 
 	act, stats := newActivity(), newUploadStats()
+	races := 0
+	snap := func() CopyStats {
+		st := stats.snapshot()
+		st.RacePushes = races
+		return st
+	}
 	ctx, stop := c.watchdog(ctx, act, sr, drs)
 	defer stop()
 
@@ -353,10 +362,6 @@ func (c *Client) Copy(ctx context.Context, src string, dst []string) (CopyStats,
 		return CopyStats{}, err
 	}
 	dstOpts := c.remoteOptions(ctx, c.transport(act, stats))
-	pusher, err := remote.NewPusher(dstOpts...)
-	if err != nil {
-		return CopyStats{}, err
-	}
 	checker, err := remote.NewPuller(dstOpts...)
 	if err != nil {
 		return CopyStats{}, err
@@ -364,27 +369,29 @@ func (c *Client) Copy(ctx context.Context, src string, dst []string) (CopyStats,
 
 	desc, err := getManifest(ctx, puller, sd)
 	if err != nil {
-		return stats.snapshot(), hostErr("copying from", sd, withCause(ctx, err))
+		return snap(), hostErr("copying from", sd, withCause(ctx, err))
 	}
 	if desc.Digest.String() != sd.DigestStr() {
-		return stats.snapshot(), fmt.Errorf("%w: copying %s: source served %s", ErrVerify, src, desc.Digest)
+		return snap(), fmt.Errorf("%w: copying %s: source served %s", ErrVerify, src, desc.Digest)
 	}
 	if !desc.MediaType.IsIndex() && !desc.MediaType.IsImage() {
-		return stats.snapshot(), fmt.Errorf("copying %s: unsupported media type %q", src, desc.MediaType)
+		return snap(), fmt.Errorf("copying %s: unsupported media type %q", src, desc.MediaType)
 	}
 	for _, dr := range drs {
-		if err := pusher.Push(ctx, dr, desc); err != nil {
-			return stats.snapshot(), fmt.Errorf("copying %s to %s (registry %s): %w", src, dr, dr.Context().RegistryStr(), withCause(ctx, err))
+		again, err := c.pushRacing(ctx, dstOpts, dr, desc)
+		races += again
+		if err != nil {
+			return snap(), fmt.Errorf("copying %s to %s (registry %s): %w", src, dr, dr.Context().RegistryStr(), withCause(ctx, err))
 		}
 		got, err := checker.Get(ctx, dr)
 		if err != nil {
-			return stats.snapshot(), hostErr(fmt.Sprintf("checking copy of %s at", src), dr, withCause(ctx, err))
+			return snap(), hostErr(fmt.Sprintf("checking copy of %s at", src), dr, withCause(ctx, err))
 		}
 		if got.Digest != desc.Digest {
-			return stats.snapshot(), fmt.Errorf("%w: copied %s to %s but it resolves to %s", ErrVerify, src, dr, got.Digest)
+			return snap(), fmt.Errorf("%w: copied %s to %s but it resolves to %s", ErrVerify, src, dr, got.Digest)
 		}
 	}
-	return stats.snapshot(), nil
+	return snap(), nil
 }
 
 // watchdog cancels ctx once no registry has made progress for c.timeout.
