@@ -104,11 +104,17 @@ func Ratio(num, den time.Duration) (float64, error) {
 }
 
 // Median of the durations (the mean of the middle two for an even count).
-func Median(ds []time.Duration) (time.Duration, error) {
-	if len(ds) == 0 {
+func Median(ds []time.Duration) (time.Duration, error) { return median(ds) }
+
+// MedianRatio is the median of ratios (the mean of the middle two for an
+// even count).
+func MedianRatio(rs []float64) (float64, error) { return median(rs) }
+
+func median[T time.Duration | float64](xs []T) (T, error) {
+	if len(xs) == 0 {
 		return 0, errors.New("median of no values")
 	}
-	s := slices.Clone(ds)
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	m := len(s) / 2
 	if len(s)%2 == 1 {

@@ -39,6 +39,15 @@ func git(ctx context.Context, dir string, args ...string) error {
 	return nil
 }
 
+// gitOut runs git in dir and returns its trimmed output.
+func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).Output()
+	if err != nil {
+		return "", fmt.Errorf("git %s in %s: %w", strings.Join(args, " "), dir, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // newRepo creates dir with the stand-in recipes and commits them.
 func newRepo(ctx context.Context, dir, label string) (*benchRepo, error) {
 	sub, err := fs.Sub(standIns, standInDir)

@@ -149,13 +149,24 @@ func (b *stackBench) prune(ctx context.Context) error {
 // publishAll publishes every image from a fresh repository (new hash, its
 // own REGISTRY_REPO, FORCE=1) with JOBS=jobs.
 func (b *stackBench) publishAll(ctx context.Context, label string, jobs int) (*run, error) {
+	return b.publishFresh(ctx, label, jobs, true)
+}
+
+// publishFresh publishes every image from a fresh repository (new hash, its
+// own REGISTRY_REPO) with JOBS=jobs (0: the default) and FORCE=1 if force;
+// every image must be built.
+func (b *stackBench) publishFresh(ctx context.Context, label string, jobs int, force bool) (*run, error) {
 	repo, err := newRepo(ctx, filepath.Join(b.work, "repo-"+label), label)
 	if err != nil {
 		return nil, err
 	}
 	set := b.baseSettings("bench-" + label)
-	set["JOBS"] = strconv.Itoa(jobs)
-	set["FORCE"] = "1"
+	if jobs > 0 {
+		set["JOBS"] = strconv.Itoa(jobs)
+	}
+	if force {
+		set["FORCE"] = "1"
+	}
 	rn, err := b.exec(ctx, label, repo, set, "publish")
 	if err != nil {
 		return nil, err
@@ -166,32 +177,43 @@ func (b *stackBench) publishAll(ctx context.Context, label string, jobs int) (*r
 	return rn, nil
 }
 
-// stackFigures provisions and starts the stack and measures the figures that
-// need it. Figures that cannot be measured are passed to fail; the error
-// returned is for a stack that cannot run at all.
-func stackFigures(ctx context.Context, r *reporter, tool, work string, fail func(string, error)) error {
+// startStack provisions and starts the stack with the stand-in base images
+// and returns the bench on it and the function that stops it.
+func startStack(ctx context.Context, r *reporter, tool, work string) (*stackBench, func(), error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
+		return nil, nil, err
 	}
 	start := time.Now()
 	tools, err := stack.Provision(ctx, stack.Options{Log: r.w})
 	if err != nil {
-		return fmt.Errorf("provisioning the stack: %w", err)
+		return nil, nil, fmt.Errorf("provisioning the stack: %w", err)
 	}
 	st, err := stack.Start(ctx, tools, stack.Options{WorkDir: filepath.Join(work, "stack"), Log: r.w})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer func() {
+	stop := func() {
 		if err := st.Stop(); err != nil {
 			r.note("stopping the stack: %v", err)
 		}
-	}()
+	}
 	if err := st.SeedBaseImages(ctx, nil); err != nil {
-		return err
+		stop()
+		return nil, nil, err
 	}
 	r.note("stack ready in %s", time.Since(start).Round(100*time.Millisecond))
-	b := &stackBench{r: r, tool: tool, st: st, work: work}
+	return &stackBench{r: r, tool: tool, st: st, work: work}, stop, nil
+}
+
+// stackFigures provisions and starts the stack and measures the figures that
+// need it. Figures that cannot be measured are passed to fail; the error
+// returned is for a stack that cannot run at all.
+func stackFigures(ctx context.Context, r *reporter, tool, work string, fail func(string, error)) error {
+	b, stop, err := startStack(ctx, r, tool, work)
+	if err != nil {
+		return err
+	}
+	defer stop()
 
 	par, err := b.schedulerFigures(ctx)
 	if err != nil {
@@ -209,6 +231,9 @@ func stackFigures(ctx context.Context, r *reporter, tool, work string, fail func
 	}
 	if err := b.cacheFigures(ctx); err != nil {
 		fail(FigCacheRebuild+", "+FigNoCacheRebuild, err)
+	}
+	if err := b.bakeRatio(ctx); err != nil {
+		fail(FigBakeRatio+", "+FigBakeRatioAllJobs, err)
 	}
 	return nil
 }

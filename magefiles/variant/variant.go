@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -150,12 +149,6 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 // whole, holds nothing but artifact files.
 func DefaultReport(artifactsDir string) string {
 	return filepath.Join(filepath.Dir(filepath.Clean(artifactsDir)), ReportName)
-}
-
-func defaultJobs() int {
-	// Builds are CPU- and IO-heavy inside BuildKit; a few at once keeps a CI
-	// machine busy without thrashing.
-	return min(max(runtime.NumCPU(), 2), 4)
 }
 
 var (

@@ -111,3 +111,43 @@ func TestMatrixFlavoursAreDistinct(t *testing.T) {
 		seen[s.Flavour()] = true
 	}
 }
+
+func TestDefaultJobs(t *testing.T) {
+	const gib = 1 << 30
+	for _, c := range []struct {
+		mem  uint64
+		cpus int
+		want int
+	}{
+		{24 * gib, 2, 6},   // this project's test machines
+		{15 * gib, 4, 2},   // CircleCI large
+		{32 * gib, 8, 2},   // CircleCI xlarge
+		{64 * gib, 16, 2},  // CircleCI 2xlarge
+		{256 * gib, 8, 16}, // capped
+		{96 * gib, 4, 12},
+		{4 * gib, 1, 2},
+		{0, 2, 2},       // unknown memory
+		{8 * gib, 0, 4}, // unknown CPUs count as one
+	} {
+		if got := DefaultJobs(c.mem, c.cpus); got != c.want {
+			t.Errorf("DefaultJobs(%d GiB, %d CPUs) = %d, want %d", c.mem/gib, c.cpus, got, c.want)
+		}
+	}
+}
+
+func TestMemTotal(t *testing.T) {
+	info := "MemFree:         1000 kB\nMemTotal:       24684092 kB\nSwapTotal: 0 kB\n"
+	if got := MemTotal(info); got != 24684092<<10 {
+		t.Errorf("MemTotal = %d", got)
+	}
+	if got := MemTotal("MemFree: 1 kB\n"); got != 0 {
+		t.Errorf("no MemTotal line: %d", got)
+	}
+	if got := MemTotal("MemTotal: lots kB\n"); got != 0 {
+		t.Errorf("bad number: %d", got)
+	}
+	// This machine: whatever it has, the default is within bounds.
+	if j := defaultJobs(); j < minDefaultJobs || j > maxDefaultJobs {
+		t.Errorf("defaultJobs() = %d", j)
+	}
+}
