@@ -19,15 +19,16 @@ import (
 type Mode int
 
 const (
-	// Build is `mage build`: multi-platform images are pushed (they cannot be
-	// loaded into a local Docker), single-platform ones are loaded locally
-	// unless PUSH=1.
+	// Build is `mage build`: without PUSH=1 every image is built for one
+	// platform (PLATFORM, default the host's) and loaded into the local Docker
+	// Engine, a derived image with its base stage in the same build; with
+	// PUSH=1 every platform is built and pushed.
 	Build Mode = iota
 	// Publish pushes every image with --push and a metadata file.
 	Publish
-	// LocalArm64 builds linux/arm64 only into the builder's image store
-	// (-o type=image,push=false); a derived image builds its base stage in the
-	// same build, so nothing is pulled from or pushed to a registry.
+	// LocalArm64 builds one image for linux/arm64 only and loads it into the
+	// local Docker Engine; a derived image builds its base stage in the same
+	// build, so nothing is pulled from or pushed to a registry.
 	LocalArm64
 )
 
@@ -48,6 +49,9 @@ type Request struct {
 	ContextDigest string
 	// MetadataDir receives one <image>.json metadata file per build in Publish mode.
 	MetadataDir string
+	// Driver is the buildx driver of the builder (DriverDocker, ...); it
+	// decides how a local build reaches the Docker Engine (LoadArgs).
+	Driver string
 }
 
 // Spec is one `docker buildx build`.
@@ -64,6 +68,9 @@ type Spec struct {
 	NGCTags   Tags     // NGC tags, zero when the image does not go to NGC
 	// Push is true when the build pushes its tags (--push).
 	Push bool
+	// Load is true when the build puts its one-platform result into the
+	// local Docker Engine (LoadArgs).
+	Load bool
 	// MetadataFile is the --metadata-file path ("" for none).
 	MetadataFile string
 	// InputsDigest identifies the build inputs (recipe, stage, platforms, args).
@@ -74,6 +81,9 @@ type Spec struct {
 // Plan returns the specs for req in dependency order (every base before the
 // images built on it), without duplicates.
 func Plan(s variant.Settings, req Request) ([]Spec, error) {
+	if err := checkPlatformSetting(s, req.Mode); err != nil {
+		return nil, err
+	}
 	order, err := closure(req.Images, req.Mode != LocalArm64)
 	if err != nil {
 		return nil, err
@@ -220,65 +230,33 @@ func spec(img catalog.Image, s variant.Settings, req Request) (Spec, error) {
 			sp.MetadataFile = filepath.Join(req.MetadataDir, img.Name+".json")
 		}
 	case Build:
-		sp.Push = len(sp.Platforms) > 1 || s.Push
+		if s.Push {
+			sp.Push = true
+			break
+		}
+		p, err := localPlatform(img, sp.Platforms, s)
+		if err != nil {
+			return Spec{}, err
+		}
+		if err := localize(&sp, s, p, true); err != nil {
+			return Spec{}, err
+		}
 	case LocalArm64:
-		if err := foldBase(&sp, s); err != nil {
+		p, err := arm64Platform(img, sp.Platforms, s)
+		if err != nil {
+			return Spec{}, err
+		}
+		if err := localize(&sp, s, p, false); err != nil {
 			return Spec{}, err
 		}
 	}
 	sp.InputsDigest = inputsDigest(sp, req.ContextDigest)
-	sp.Argv = argv(sp, s, req.Mode)
+	sp.Argv = argv(sp, s, req)
 	return sp, nil
 }
 
-// foldBase turns a derived image's spec into one linux/arm64 build that
-// builds the base stage of the same recipe first (FRAMEWORK_BASE=base), so
-// no base image is pulled from a registry.
-func foldBase(sp *Spec, s variant.Settings) error {
-	img := sp.Image
-	if !contains(sp.Platforms, "linux/arm64") {
-		return fmt.Errorf("image %s is built for %s only, not linux/arm64; localArm64 builds one of: %s",
-			img.Name, strings.Join(sp.Platforms, ","), strings.Join(Arm64Images(s), ", "))
-	}
-	sp.Platforms = []string{"linux/arm64"}
-	if img.Base == "" {
-		return nil
-	}
-	base, err := catalog.Lookup(img.Base)
-	if err != nil {
-		return err
-	}
-	baseArgs, err := BuildArgs(base, s)
-	if err != nil {
-		return err
-	}
-	merged := []catalog.Arg{{Name: "FRAMEWORK_BASE", Value: "base"}}
-	seen := map[string]bool{"FRAMEWORK_BASE": true}
-	for _, a := range baseArgs {
-		merged = append(merged, a)
-		seen[a.Name] = true
-	}
-	for _, a := range sp.BuildArgs {
-		if !seen[a.Name] {
-			merged = append(merged, a)
-			seen[a.Name] = true
-		}
-	}
-	sp.BuildArgs = merged
-	sp.Base = ""
-	return nil
-}
-
 // Arm64Images are the catalog images that localArm64 can build under s.
-func Arm64Images(s variant.Settings) []string {
-	var out []string
-	for _, img := range catalog.All() {
-		if contains(Platforms(img, s), "linux/arm64") {
-			out = append(out, img.Name)
-		}
-	}
-	return out
-}
+func Arm64Images(s variant.Settings) []string { return imagesFor(s, Arm64) }
 
 func contains(list []string, v string) bool {
 	for _, x := range list {
@@ -310,7 +288,8 @@ func CacheRef(sp Spec) string {
 	return repo + ":buildcache-" + sp.Image.Name
 }
 
-func argv(sp Spec, s variant.Settings, mode Mode) []string {
+func argv(sp Spec, s variant.Settings, req Request) []string {
+	mode := req.Mode
 	a := []string{"docker", "buildx", "build"}
 	if s.Builder != "" {
 		a = append(a, "--builder", s.Builder)
@@ -334,13 +313,10 @@ func argv(sp Spec, s variant.Settings, mode Mode) []string {
 			a = append(a, "--cache-to", "type=registry,ref="+ref+",mode=max")
 		}
 	}
-	switch {
-	case mode == LocalArm64:
-		a = append(a, "--output", "type=image,push=false")
-	case sp.Push:
+	if sp.Push {
 		a = append(a, "--push")
-	default:
-		a = append(a, "--load")
+	} else {
+		a = append(a, LoadArgs(req.Driver)...)
 	}
 	if sp.MetadataFile != "" {
 		a = append(a, "--metadata-file", sp.MetadataFile)

@@ -46,9 +46,9 @@ type Settings struct {
 
 	// Behaviour of the run.
 	DryRun     bool   // DRY_RUN=1: print, run nothing
-	Push       bool   // PUSH=1: single-platform `build` pushes instead of --load
+	Push       bool   // PUSH=1: `build` pushes every platform instead of loading one into the Docker Engine
 	Force      bool   // FORCE=1: publish rebuilds images that are up to date
-	AllowDirty bool   // ALLOW_DIRTY=1: publish from a worktree with changes
+	AllowDirty bool   // ALLOW_DIRTY=1: publish (or PUSH=1 build) from a worktree with changes
 	Jobs       int    // JOBS: images built at once
 	Cache      string // CACHE: "" or "registry"
 	RecipesDir string // RECIPES_DIR: where Dockerfile.cpu/gpu and dockerfile_scripts live
@@ -56,6 +56,10 @@ type Settings struct {
 	// BuilderExplicit is true when BUILDX_BUILDER was set: that builder must
 	// exist and is never created by the tool.
 	BuilderExplicit bool
+	// Platform is the one platform of a local build (PLATFORM, default the
+	// host's); PlatformExplicit is true when PLATFORM was set.
+	Platform         string
+	PlatformExplicit bool
 }
 
 // Variables lists every environment variable Parse reads, for documentation
@@ -64,6 +68,7 @@ var Variables = []string{
 	"WITH_MPI", "WITH_OFI", "WITH_NCCL", "WITH_AWS_TRACE", "NGC_PUBLISH",
 	"DOCKERHUB_REGISTRY", "REGISTRY_REPO", "NGC_REGISTRY", "ARTIFACTS_DIR", "PUBLISH_REPORT",
 	"DRY_RUN", "PUSH", "FORCE", "ALLOW_DIRTY", "JOBS", "CACHE", "RECIPES_DIR", "BUILDX_BUILDER",
+	"PLATFORM",
 }
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
@@ -135,6 +140,10 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 		s.Cache = v
 	default:
 		errs = append(errs, fmt.Errorf("CACHE=%q: must be empty (no external cache) or registry (--cache-from/--cache-to type=registry)", v))
+	}
+	var err error
+	if s.Platform, s.PlatformExplicit, err = parsePlatform(env); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, s.validate()...)
 	if len(errs) > 0 {
@@ -274,6 +283,7 @@ func (s Settings) Describe() []string {
 		"NGC_REGISTRY=" + s.NGCRegistry, "ARTIFACTS_DIR=" + s.ArtifactsDir, "PUBLISH_REPORT=" + s.Report, "VERSION=" + s.Version, "HASH=" + s.Hash,
 		"DRY_RUN=" + b(s.DryRun), "PUSH=" + b(s.Push), "FORCE=" + b(s.Force), "ALLOW_DIRTY=" + b(s.AllowDirty),
 		"JOBS=" + strconv.Itoa(s.Jobs), "CACHE=" + s.Cache, "RECIPES_DIR=" + s.RecipesDir, "BUILDX_BUILDER=" + s.Builder,
+		"PLATFORM=" + s.Platform,
 	}
 }
 
