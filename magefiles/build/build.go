@@ -25,10 +25,15 @@ func (e *Env) Preflight(ctx context.Context, specs []plan.Spec) error {
 	if err := builder.CheckTools(ctx, e.Runner); err != nil {
 		return err
 	}
-	have, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
+	info, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
 	if err != nil {
 		return err
 	}
+	return e.checkPlatforms(info.Platforms, specs)
+}
+
+// checkPlatforms fails when the builder cannot build every platform of specs.
+func (e *Env) checkPlatforms(have []string, specs []plan.Spec) error {
 	var want []string
 	for _, sp := range specs {
 		want = append(want, sp.Platforms...)
@@ -46,14 +51,30 @@ func (e *Env) Preflight(ctx context.Context, specs []plan.Spec) error {
 	return nil
 }
 
-// Build plans and builds the named images (and their bases) in mode.
+// Build plans and builds the named images (and their bases) in mode. A
+// local build (plan.Local) first checks the Docker Engine and the builder's
+// driver, and ends by checking and printing what is now in the engine; a
+// PUSH=1 build first refuses a dirty worktree.
 func (e *Env) Build(ctx context.Context, names []string, mode plan.Mode) error {
-	specs, err := e.Plan(plan.Request{Images: names, Mode: mode})
+	req := plan.Request{Images: names, Mode: mode}
+	specs, err := e.Plan(req)
 	if err != nil {
 		return err
 	}
-	if err := e.Preflight(ctx, specs); err != nil {
-		return err
+	local := plan.Local(mode, e.Settings)
+	engine := ""
+	switch {
+	case local:
+		if engine, specs, err = e.prepareLocal(ctx, req, specs); err != nil {
+			return err
+		}
+	default:
+		if err := e.CheckClean(ctx); err != nil {
+			return err
+		}
+		if err := e.Preflight(ctx, specs); err != nil {
+			return err
+		}
 	}
 	jobs := make([]schedule.Job, len(specs))
 	for i, sp := range specs {
@@ -77,7 +98,10 @@ func (e *Env) Build(ctx context.Context, names []string, mode plan.Mode) error {
 	if !e.Runner.DryRun {
 		e.Summary(e.Runner.Err, results, nil)
 	}
-	return Failure(results)
+	if err := Failure(results); err != nil || !local {
+		return err
+	}
+	return e.ShowLoaded(ctx, specs, engine)
 }
 
 // RunSpec runs one build; with parallel jobs its output lines are prefixed

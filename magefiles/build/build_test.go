@@ -57,7 +57,10 @@ func TestRealRecipesDeclareEveryArgumentOfEveryPlan(t *testing.T) {
 }
 
 // fakeDocker puts a `docker` on PATH that records its argv (one line per
-// call, arguments NUL-separated) and answers the preflight queries.
+// call, arguments NUL-separated) and answers the preflight queries: an
+// engine on FAKE_ENGINE (default linux/amd64; "none" for no engine), a
+// builder with driver FAKE_DRIVER (default docker-container), and images in
+// the engine for FAKE_IMAGE_PLATFORM (default linux/amd64; "none": absent).
 func fakeDocker(t *testing.T, failTarget string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -68,7 +71,13 @@ printf '\n' >> ` + log + `
 case "$1 $2" in
   "--version "*) echo "Docker version 28.2.2, build e6534b4"; exit 0;;
   "buildx version") echo "github.com/docker/buildx v0.38.2 abc"; exit 0;;
-  "buildx inspect") printf 'Name: b\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n'; exit 0;;
+  "buildx inspect") printf 'Name: b\nDriver: %s\n\nNodes:\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n' "${FAKE_DRIVER:-docker-container}"; exit 0;;
+  "version --format")
+    if [ "$FAKE_ENGINE" = none ]; then echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1; fi
+    echo "${FAKE_ENGINE:-linux/amd64}"; exit 0;;
+  "image inspect")
+    if [ "$FAKE_IMAGE_PLATFORM" = none ]; then echo "Error: No such image: $6" >&2; exit 1; fi
+    echo "${FAKE_IMAGE_PLATFORM:-linux/amd64}"; exit 0;;
 esac
 for a in "$@"; do
   if [ "$prev" = "--target" ] && [ "$a" = "` + failTarget + `" ]; then echo "failing $a" >&2; exit 1; fi
@@ -205,7 +214,17 @@ func TestDryRunPrintsEveryBuildAndRunsNothing(t *testing.T) {
 	if c := calls(t, log); len(c) != 0 {
 		t.Errorf("dry run called docker: %q", c)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var lines, notes []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if strings.HasPrefix(l, "# check that ") && strings.Contains(l, "is in the Docker Engine; run it with `docker run --rm -it ") {
+			notes = append(notes, l)
+		} else {
+			lines = append(lines, l)
+		}
+	}
+	if len(notes) != 3 {
+		t.Errorf("dry run does not say what it would check in the engine:\n%s", out)
+	}
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "docker buildx build ") || !strings.Contains(lines[0], "--target base") ||
 		!strings.Contains(lines[1], "cuda-11.3-pytorch-1.12-tf-2.11-gpu-abc1234") || !strings.Contains(lines[2], "cuda-11.3-pytorch-1.12-gpu-abc1234") {
 		t.Errorf("dry run printed:\n%s", out)
@@ -218,7 +237,7 @@ func TestLocalArm64BuildsTheBaseStageInTheSameBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := strings.TrimSpace(out.String())
-	for _, want := range []string{"--platform linux/arm64 ", "--target framework", "--build-arg FRAMEWORK_BASE=base", "--build-arg BASE_IMAGE=ubuntu:20.04", "--build-arg PYTHON_VERSION=3.8.12", "--output type=image,push=false"} {
+	for _, want := range []string{"--platform linux/arm64 ", "--target framework", "--build-arg FRAMEWORK_BASE=base", "--build-arg BASE_IMAGE=ubuntu:20.04", "--build-arg PYTHON_VERSION=3.8.12", "--load"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("missing %q in\n%s", want, line)
 		}
@@ -239,7 +258,7 @@ func TestPreflightRefusesABuilderWithoutArm64(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
-	e, _ := testEnv(t, repoRoot, nil)
+	e, _ := testEnv(t, repoRoot, map[string]string{"PUSH": "1", "ALLOW_DIRTY": "1"})
 	err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.Build)
 	if err == nil || !strings.Contains(err.Error(), "cannot build linux/arm64") || !strings.Contains(err.Error(), "qemu") {
 		t.Errorf("error %v", err)

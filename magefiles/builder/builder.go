@@ -98,35 +98,44 @@ func Platforms(inspect string) []string {
 // ErrNoBuilder is returned when the named builder does not exist.
 var ErrNoBuilder = errors.New("no such buildx builder")
 
-// Inspect bootstraps the builder and returns its platforms.
-func Inspect(ctx context.Context, r *run.Runner, name string) ([]string, error) {
+// Info is what `docker buildx inspect` says about a builder.
+type Info struct {
+	Driver    string   // docker, docker-container, remote, kubernetes
+	Platforms []string // of every node
+}
+
+// Inspect bootstraps the builder and returns its driver and platforms.
+func Inspect(ctx context.Context, r *run.Runner, name string) (Info, error) {
 	out, err := r.Output(ctx, "docker", "buildx", "inspect", "--bootstrap", name)
 	if err != nil {
 		if strings.Contains(err.Error(), "no builder") || strings.Contains(err.Error(), "not found") {
-			return nil, fmt.Errorf("builder %q: %w", name, ErrNoBuilder)
+			return Info{}, fmt.Errorf("builder %q: %w", name, ErrNoBuilder)
 		}
-		return nil, fmt.Errorf("inspecting builder %q: %w", name, err)
+		return Info{}, fmt.Errorf("inspecting builder %q: %w", name, err)
 	}
-	return Platforms(out), nil
+	return Info{Driver: Driver(out), Platforms: Platforms(out)}, nil
 }
 
-// Ensure makes sure a usable builder exists and returns its platforms. An
+// Ensure makes sure a usable builder exists and returns its driver and platforms. An
 // explicitly named builder (BUILDX_BUILDER, explicit=true) must exist: it may
 // be remote, kubernetes or multi-node, and is never created here. The default
 // builder is created with the docker-container driver if it is missing.
-func Ensure(ctx context.Context, r *run.Runner, name string, explicit bool) ([]string, error) {
-	plats, err := Inspect(ctx, r, name)
+func Ensure(ctx context.Context, r *run.Runner, name string, explicit bool) (Info, error) {
+	info, err := Inspect(ctx, r, name)
 	if err == nil {
-		return plats, nil
+		return info, nil
 	}
 	if explicit || !errors.Is(err, ErrNoBuilder) {
-		return nil, fmt.Errorf("%w (BUILDX_BUILDER=%s; `docker buildx ls` lists the builders)", err, name)
+		return Info{}, fmt.Errorf("%w (BUILDX_BUILDER=%s; `docker buildx ls` lists the builders)", err, name)
 	}
-	if err := r.Run(ctx, []string{"docker", "buildx", "create", "--name", name, "--driver", "docker-container", "--bootstrap"}); err != nil {
-		return nil, fmt.Errorf("creating builder %q: %w", name, err)
+	if err := r.Run(ctx, []string{"docker", "buildx", "create", "--name", name, "--driver", DefaultDriver, "--bootstrap"}); err != nil {
+		return Info{}, fmt.Errorf("creating builder %q: %w", name, err)
 	}
 	return Inspect(ctx, r, name)
 }
+
+// DefaultDriver is the driver of the builder Ensure creates.
+const DefaultDriver = "docker-container"
 
 // Missing returns the wanted platforms the builder cannot build.
 func Missing(have, want []string) []string {

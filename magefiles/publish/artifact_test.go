@@ -50,18 +50,6 @@ func TestWriteAtomic(t *testing.T) {
 	}
 }
 
-func TestChangedFiles(t *testing.T) {
-	// Output() trims, eating the first line's leading blank.
-	got := changedFiles("M Dockerfile.cpu\n M magefiles/x.go\n?? new file.txt\nR  a -> b\n")
-	want := []string{"Dockerfile.cpu", "magefiles/x.go", "new file.txt", "a -> b"}
-	if !slices.Equal(got, want) {
-		t.Errorf("%q", got)
-	}
-	if changedFiles("") != nil {
-		t.Error("clean tree has changes")
-	}
-}
-
 func TestRepoOf(t *testing.T) {
 	for in, want := range map[string]string{
 		"127.0.0.1:5000/determinedai/environments:tag-abc": "127.0.0.1:5000/determinedai/environments",

@@ -136,7 +136,7 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 	if err := checkOutputs(ctx, e); err != nil {
 		errs = append(errs, err)
 	}
-	if err := checkClean(ctx, e); err != nil {
+	if err := e.CheckClean(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

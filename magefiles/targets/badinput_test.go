@@ -19,6 +19,9 @@ case "$1 $2" in
   "buildx inspect")
     if [ -n "$FAKE_NO_BUILDER" ]; then echo "ERROR: no builder \"$4\" found" >&2; exit 1; fi
     echo "Platforms: ${FAKE_PLATFORMS:-linux/amd64, linux/arm64}"; exit 0;;
+  "version --format")
+    if [ -n "$FAKE_NO_ENGINE" ]; then echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1; fi
+    echo "linux/amd64"; exit 0;;
 esac
 exit 0
 `
@@ -81,6 +84,16 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 		{"named builder missing", []string{"publish"}, []string{"BUILDX_BUILDER=nope", "FAKE_NO_BUILDER=1"}, nil, []string{`builder "nope"`, "docker buildx ls"}},
 		{"arm64 of an amd64 image", []string{"localArm64", "-image=tf2-gpu"}, nil, nil, []string{"tf2-gpu is built for linux/amd64 only", "cpu-py-38-base"}},
 		{"arm64 under MPI", []string{"localArm64"}, []string{"WITH_MPI=1"}, nil, []string{"cpu-py-38-base is built for linux/amd64 only"}},
+		{"bad PLATFORM", []string{"build", "tf2-cpu"}, []string{"PLATFORM=linux/arm"}, nil, []string{`PLATFORM="linux/arm"`, "linux/amd64, linux/arm64"}},
+		{"PLATFORM an image lacks", []string{"buildGPUTorch"}, []string{"PLATFORM=linux/arm64"}, nil, []string{"PLATFORM=linux/arm64", "built for linux/amd64 only", "pt-cpu"}},
+		{"PLATFORM with PUSH=1", []string{"build", "tf2-cpu"}, []string{"PLATFORM=linux/amd64", "PUSH=1"}, nil, []string{"PUSH=1 builds and pushes every platform"}},
+		{"no Docker Engine", []string{"buildGPUTorch"}, []string{"FAKE_NO_ENGINE=1"}, nil, []string{"no Docker Engine is reachable", "PUSH=1"}},
+		{"no Docker Engine for localArm64", []string{"localArm64"}, []string{"FAKE_NO_ENGINE=1"}, nil, []string{"no Docker Engine is reachable"}},
+		{"PUSH=1 from a dirty worktree", []string{"build", "tf2-cpu"}, []string{"PUSH=1"}, func(t *testing.T, repo string) {
+			if err := os.WriteFile(filepath.Join(repo, "Dockerfile.cpu"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"Dockerfile.cpu", "ALLOW_DIRTY=1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -70,12 +70,18 @@ func selectImages(keep func(catalog.Image) bool) []string {
 	return out
 }
 
-// Build builds one catalog image and its base, like the old `make build-<image>`.
-// Multi-platform images are pushed to their Docker Hub tags (they cannot be
-// loaded into a local Docker); single-platform ones are loaded locally unless
-// PUSH=1. Reads WITH_MPI, WITH_OFI, WITH_NCCL, WITH_AWS_TRACE,
-// DOCKERHUB_REGISTRY, REGISTRY_REPO, NGC_PUBLISH, NGC_REGISTRY, PUSH, JOBS,
-// CACHE, RECIPES_DIR, BUILDX_BUILDER, DRY_RUN.
+// Build builds one catalog image and its base into the local Docker Engine.
+// Without PUSH=1 nothing is pushed: the image and its base are built for one
+// platform (PLATFORM, default this machine's) and loaded into the engine
+// (`docker images`), the image with its base stage in the same build, never
+// FROM a base tag in a registry; it ends by printing each image and
+// `docker run --rm -it REF`. It needs a reachable Docker Engine, no
+// credentials. PUSH=1 is the old `make build-<image>`: every platform, pushed
+// to the Docker Hub tags, refused from a worktree with uncommitted changes
+// unless ALLOW_DIRTY=1. Reads WITH_MPI, WITH_OFI, WITH_NCCL, WITH_AWS_TRACE,
+// DOCKERHUB_REGISTRY, REGISTRY_REPO, NGC_PUBLISH, NGC_REGISTRY, PUSH,
+// PLATFORM, ALLOW_DIRTY, JOBS, CACHE, RECIPES_DIR, BUILDX_BUILDER, DRY_RUN,
+// DOCKER_HOST.
 func Build(ctx context.Context, image string) error {
 	if _, err := catalog.Lookup(image); err != nil {
 		return err
@@ -83,45 +89,49 @@ func Build(ctx context.Context, image string) error {
 	return buildImages(ctx, []string{image})
 }
 
-// BuildCPU builds every CPU image (the old `make build-cpu`).
-// Reads the same variables as build.
+// BuildCPU builds every CPU image, like build: into the local Docker Engine,
+// or with PUSH=1 pushed (the old `make build-cpu`). Reads the same variables as build.
 func BuildCPU(ctx context.Context) error {
 	return buildImages(ctx, selectImages(func(i catalog.Image) bool { return i.Accel == catalog.CPU }))
 }
 
-// BuildGPU builds every CUDA image (the old `make build-gpu`).
-// Reads the same variables as build.
+// BuildGPU builds every CUDA image, like build: into the local Docker Engine,
+// or with PUSH=1 pushed (the old `make build-gpu`). Reads the same variables as build.
 func BuildGPU(ctx context.Context) error {
 	return buildImages(ctx, selectImages(func(i catalog.Image) bool { return i.Accel == catalog.CUDA }))
 }
 
-// BuildGPUTorch builds pt-gpu and its CUDA 11.3 base.
-// Reads the same variables as build.
+// BuildGPUTorch builds pt-gpu and its CUDA 11.3 base, like build: into the
+// local Docker Engine, or with PUSH=1 pushed. Reads the same variables as build.
 func BuildGPUTorch(ctx context.Context) error { return buildImages(ctx, []string{"pt-gpu"}) }
 
-// BuildGPUTF builds tf2-gpu and its CUDA 11.3 base.
-// Reads the same variables as build.
+// BuildGPUTF builds tf2-gpu and its CUDA 11.3 base, like build: into the
+// local Docker Engine, or with PUSH=1 pushed. Reads the same variables as build.
 func BuildGPUTF(ctx context.Context) error { return buildImages(ctx, []string{"tf2-gpu"}) }
 
-// BuildDeepspeed builds deepspeed-gpu, gpt-neox-deepspeed-gpu and their base.
-// Reads the same variables as build.
+// BuildDeepspeed builds deepspeed-gpu, gpt-neox-deepspeed-gpu and their base,
+// like build: into the local Docker Engine, or with PUSH=1 pushed. Reads the
+// same variables as build.
 func BuildDeepspeed(ctx context.Context) error {
 	return buildImages(ctx, []string{"deepspeed-gpu", "gpt-neox-deepspeed-gpu"})
 }
 
-// BuildROCm builds the ROCm image pytorch10-tf27-rocm50.
-// Reads the same variables as build.
+// BuildROCm builds the ROCm image pytorch10-tf27-rocm50, like build: into the
+// local Docker Engine, or with PUSH=1 pushed. Reads the same variables as build.
 func BuildROCm(ctx context.Context) error { return buildImages(ctx, []string{"pytorch10-tf27-rocm50"}) }
 
-// BuildAll builds every image of the catalog.
-// Reads the same variables as build.
+// BuildAll builds every image of the catalog, like build: into the local
+// Docker Engine, or with PUSH=1 pushed. Reads the same variables as build.
 func BuildAll(ctx context.Context) error { return buildImages(ctx, catalog.Names()) }
 
-// LocalArm64 builds one image for linux/arm64 only, into the builder (-o type=image,push=false).
-// A derived image builds its base stage in the same build, so nothing is
-// pulled from or pushed to a registry and no credentials are needed: this is
-// what runs on an Apple-silicon Mac. Reads WITH_MPI (arm64 images exist only
-// without it), RECIPES_DIR, BUILDX_BUILDER, DRY_RUN.
+// LocalArm64 builds one image for linux/arm64 only and loads it into the local
+// Docker Engine, so `docker run --platform linux/arm64 REF` works right after
+// (on the docker driver with -o type=image,push=false, on the others with
+// --load). A derived image builds its base stage in the same build, so
+// nothing is pulled from or pushed to a registry and no credentials are
+// needed: this is what runs on an Apple-silicon Mac. Reads WITH_MPI (arm64
+// images exist only without it), PLATFORM (linux/arm64 or unset),
+// RECIPES_DIR, BUILDX_BUILDER, DRY_RUN, DOCKER_HOST.
 func LocalArm64(ctx context.Context,
 	image *string, // catalog image to build (default cpu-py-38-base)
 ) error {
@@ -188,11 +198,12 @@ func Builder(ctx context.Context) error {
 	if err := builder.CheckTools(ctx, e.Runner); err != nil {
 		return err
 	}
-	plats, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
+	info, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
 	if err != nil {
 		return err
 	}
-	e.Status.OK("builder %s builds %s", e.Settings.Builder, strings.Join(plats, ", "))
+	plats := info.Platforms
+	e.Status.OK("builder %s (driver %s) builds %s", e.Settings.Builder, info.Driver, strings.Join(plats, ", "))
 	if m := builder.Missing(plats, []string{"linux/amd64", "linux/arm64"}); len(m) > 0 {
 		e.Status.Fail("builder %s cannot build %s: %s", e.Settings.Builder, strings.Join(m, ", "), builder.EmulationHint)
 	}

@@ -81,6 +81,7 @@ case "$1 $2" in
   "--version "*) echo "Docker version 28.2.2"; exit 0;;
   "buildx version") echo "github.com/docker/buildx v0.38.2 x"; exit 0;;
   "buildx inspect") echo "Platforms: linux/amd64, linux/arm64"; exit 0;;
+  "version --format") echo "linux/amd64"; exit 0;;
 esac
 trap '' INT
 sleep 300 &
