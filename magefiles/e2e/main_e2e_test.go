@@ -88,13 +88,14 @@ func setUp(tmp string, m *testing.M) (int, error) {
 	}
 	log := lineLog{"e2e stack: "}
 	start := time.Now()
-	tools, err := stack.Provision(ctx, stack.Options{Log: log})
+	// With a Docker Engine: local builds load their images into it.
+	tools, err := stack.Provision(ctx, stack.Options{Log: log, Engine: true})
 	if err != nil {
 		return 0, fmt.Errorf("provisioning the stack: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "e2e: provisioned in %s\n", time.Since(start).Round(time.Millisecond))
 	stackWork = filepath.Join(tmp, "stack")
-	stk, err = stack.Start(ctx, tools, stack.Options{WorkDir: stackWork, Log: log})
+	stk, err = stack.Start(ctx, tools, stack.Options{WorkDir: stackWork, Log: log, Engine: true})
 	if err != nil {
 		return 0, fmt.Errorf("starting the stack: %w", err)
 	}

@@ -40,6 +40,10 @@ type Options struct {
 	// buildkit and buildx. Default: found from this source file's location,
 	// then by walking up from the working directory.
 	ToolsDir string
+	// Engine adds a Docker Engine: Provision installs Debian's docker.io
+	// (dockerd 20.10), Start runs a dockerd of the stack's own (DockerHost,
+	// and DOCKER_HOST in Env). Off by default: most users do not need one.
+	Engine bool
 }
 
 // Tools holds absolute paths of everything the stack runs.
@@ -50,6 +54,7 @@ type Tools struct {
 	Runc        string
 	QemuAarch64 string // /usr/bin/qemu-aarch64-static
 	Docker      string // the docker CLI (client only)
+	Dockerd     string // the Docker Engine daemon; "" unless provisioned with Options.Engine
 
 	// Statically linked busybox binaries, one per platform, used to make
 	// stand-in base images.
@@ -147,6 +152,15 @@ func Provision(ctx context.Context, o Options) (Tools, error) {
 			return t, fmt.Errorf("stack: %s not found after installing %v: %w", p.name, aptPackages, err)
 		}
 		*p.dst = path
+	}
+
+	if o.Engine {
+		if err := apt.install(ctx, enginePackages); err != nil {
+			return t, err
+		}
+		if t.Dockerd, err = lookPath("dockerd"); err != nil {
+			return t, fmt.Errorf("stack: dockerd not found after installing %v: %w", enginePackages, err)
+		}
 	}
 
 	t.BusyboxAmd64, err = apt.extractBusybox(ctx, cacheDir, "amd64")

@@ -25,13 +25,18 @@ type Stack struct {
 	DockerConfig     string // DOCKER_CONFIG dir with cli-plugins/docker-buildx and the builder's state
 	Builder          string // buildx builder name (remote driver to BuildkitdAddr)
 	BuildkitdAddr    string // unix:///.../buildkitd.sock
+	// DockerHost is the DOCKER_HOST of the stack's Docker Engine
+	// (unix:///.../docker.sock); "" unless Options.Engine.
+	DockerHost string
 
 	tools    Tools
 	workDir  string
 	log      io.Writer
 	procs    []*proc // in start order; stopped in reverse
-	sockDir  string  // set when the socket lives outside workDir (path length)
 	builder  bool    // the buildx builder was created
+	builders []string // further builders (multi-node), removed by Stop
+	tempDirs []string // outside workDir (short socket paths), removed by Stop
+	mounts   []string // directories whose leftover mounts Stop unmounts
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -72,15 +77,25 @@ func Start(ctx context.Context, t Tools, o Options) (_ *Stack, err error) {
 	if err := s.createBuilder(ctx); err != nil {
 		return nil, err
 	}
-	logf(s.log, "stack up in %s: hub=%s ngc=%s mirror=%s builder=%s",
-		time.Since(start).Round(time.Millisecond), s.Hub, s.NGC, s.Mirror, s.Builder)
+	if o.Engine {
+		if err := s.startEngine(ctx); err != nil {
+			return nil, err
+		}
+	}
+	logf(s.log, "stack up in %s: hub=%s ngc=%s mirror=%s builder=%s engine=%q",
+		time.Since(start).Round(time.Millisecond), s.Hub, s.NGC, s.Mirror, s.Builder, s.DockerHost)
 	return s, nil
 }
 
 // Env returns the variables a child process needs to use this stack
-// (DOCKER_CONFIG and BUILDX_BUILDER); append them to os.Environ().
+// (DOCKER_CONFIG and BUILDX_BUILDER, and DOCKER_HOST with Options.Engine);
+// append them to os.Environ().
 func (s *Stack) Env() []string {
-	return []string{"DOCKER_CONFIG=" + s.DockerConfig, "BUILDX_BUILDER=" + s.Builder}
+	env := []string{"DOCKER_CONFIG=" + s.DockerConfig, "BUILDX_BUILDER=" + s.Builder}
+	if s.DockerHost != "" {
+		env = append(env, "DOCKER_HOST="+s.DockerHost)
+	}
+	return env
 }
 
 // Docker runs the docker CLI with the stack's environment in dir and returns
@@ -105,9 +120,13 @@ func (s *Stack) Tools() Tools { return s.tools }
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
 		var errs []error
+		names := s.builders
 		if s.builder {
+			names = append(names, s.Builder)
+		}
+		for _, b := range names {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if _, err := s.Docker(ctx, "", "buildx", "rm", "--force", s.Builder); err != nil {
+			if _, err := s.Docker(ctx, "", "buildx", "rm", "--force", b); err != nil {
 				errs = append(errs, err)
 			}
 			cancel()
@@ -117,8 +136,13 @@ func (s *Stack) Stop() error {
 				errs = append(errs, err)
 			}
 		}
-		if s.sockDir != "" {
-			_ = os.RemoveAll(s.sockDir)
+		for _, d := range s.mounts {
+			if err := unmountUnder(d); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		for _, d := range s.tempDirs {
+			_ = os.RemoveAll(d)
 		}
 		if len(errs) > 0 {
 			s.stopErr = errs[0]
@@ -213,32 +237,41 @@ func (s *Stack) BuildkitdConfig() string {
 }
 
 func (s *Stack) startBuildkitd(ctx context.Context) error {
-	dir := filepath.Join(s.workDir, "buildkitd")
+	addr, err := s.startBuildkitdNamed(ctx, "buildkitd")
+	s.BuildkitdAddr = addr
+	return err
+}
+
+// startBuildkitdNamed starts a buildkitd with its state in workDir/name and
+// returns its address; extra are more buildkitd flags.
+func (s *Stack) startBuildkitdNamed(ctx context.Context, name string, extra ...string) (string, error) {
+	dir := filepath.Join(s.workDir, name)
 	if err := os.MkdirAll(filepath.Join(dir, "root"), 0o700); err != nil {
-		return fmt.Errorf("stack: %w", err)
+		return "", fmt.Errorf("stack: %w", err)
 	}
 	sock := filepath.Join(dir, "buildkitd.sock")
 	if len(sock) > 100 { // unix socket paths are limited to 108 bytes
 		d, err := os.MkdirTemp("", "bk-")
 		if err != nil {
-			return fmt.Errorf("stack: %w", err)
+			return "", fmt.Errorf("stack: %w", err)
 		}
-		s.sockDir = d
+		s.tempDirs = append(s.tempDirs, d)
 		sock = filepath.Join(d, "buildkitd.sock")
 	}
-	s.BuildkitdAddr = "unix://" + sock
+	addr := "unix://" + sock
 	conf := filepath.Join(dir, "buildkitd.toml")
 	if err := os.WriteFile(conf, []byte(s.BuildkitdConfig()), 0o644); err != nil {
-		return fmt.Errorf("stack: %w", err)
+		return "", fmt.Errorf("stack: %w", err)
 	}
 	// buildkitd looks up runc in PATH.
 	env := []string{"PATH=" + filepath.Dir(s.tools.Runc) + string(os.PathListSeparator) + os.Getenv("PATH")}
-	p, err := startProc(ctx, "buildkitd", filepath.Join(dir, "buildkitd.log"), env, s.tools.Buildkitd,
-		"--root", filepath.Join(dir, "root"), "--addr", s.BuildkitdAddr, "--config", conf)
+	args := append([]string{"--root", filepath.Join(dir, "root"), "--addr", addr, "--config", conf}, extra...)
+	p, err := startProc(ctx, name, filepath.Join(dir, "buildkitd.log"), env, s.tools.Buildkitd, args...)
 	if err != nil {
-		return err
+		return "", err
 	}
 	s.procs = append(s.procs, p)
+	s.mounts = append(s.mounts, filepath.Join(dir, "root"))
 	err = waitFor(ctx, p, 60*time.Second, func() error {
 		c, err := net.Dial("unix", sock)
 		if err != nil {
@@ -247,10 +280,10 @@ func (s *Stack) startBuildkitd(ctx context.Context) error {
 		return c.Close()
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	logf(s.log, "buildkitd on %s", s.BuildkitdAddr)
-	return nil
+	logf(s.log, "%s on %s", name, addr)
+	return addr, nil
 }
 
 func (s *Stack) createBuilder(ctx context.Context) error {

@@ -1,0 +1,112 @@
+package stack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// enginePackages are the Debian packages of the Docker Engine (dockerd 20.10
+// with containerd and runc); the docker CLI stays the preinstalled one.
+var enginePackages = []string{"docker.io"}
+
+// startEngine starts a Docker Engine (Debian's dockerd) as root with its own
+// data root, exec root, pid file and socket, no bridge, no iptables and no
+// IP forwarding (nothing here needs container networking), its own empty
+// daemon.json, docker.io mirrored to the Mirror registry and the three
+// loopback registries as insecure. DockerHost then addresses it.
+func (s *Stack) startEngine(ctx context.Context) error {
+	if s.tools.Dockerd == "" {
+		return errors.New("stack: Options.Engine needs dockerd: pass Options{Engine: true} to Provision too")
+	}
+	dir := filepath.Join(s.workDir, "engine")
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o711); err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	conf := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(conf, []byte("{}\n"), 0o644); err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	// The exec root holds containerd's socket: keep its path short.
+	execRoot, err := os.MkdirTemp("", "de-")
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	s.tempDirs = append(s.tempDirs, execRoot)
+	sock := filepath.Join(execRoot, "docker.sock")
+	args := []string{
+		"--config-file", conf, "--data-root", data, "--exec-root", execRoot,
+		"--pidfile", filepath.Join(execRoot, "docker.pid"), "-H", "unix://" + sock,
+		"--iptables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
+		"--registry-mirror", "http://" + s.Mirror,
+	}
+	for _, r := range []string{s.Hub, s.NGC, s.Mirror} {
+		args = append(args, "--insecure-registry", r)
+	}
+	p, err := startProc(ctx, "dockerd", filepath.Join(dir, "dockerd.log"), nil, s.tools.Dockerd, args...)
+	if err != nil {
+		return err
+	}
+	s.procs = append(s.procs, p)
+	s.mounts = append(s.mounts, data, execRoot)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	err = waitFor(ctx, p, 60*time.Second, func() error {
+		resp, err := client.Get("http://docker/_ping")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /_ping: %s", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.DockerHost = "unix://" + sock
+	logf(s.log, "dockerd on %s (data root %s)", s.DockerHost, data)
+	return nil
+}
+
+// unmountUnder unmounts whatever is still mounted below dir (deepest first),
+// so that a daemon that died without cleaning up leaves no mount behind.
+func unmountUnder(dir string) error {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var under []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		mp := strings.ReplaceAll(fields[1], `\040`, " ")
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			under = append(under, mp)
+		}
+	}
+	var errs []error
+	for i := len(under) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(under[i], syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("stack: unmount %s: %w", under[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,94 @@
+//go:build e2e
+
+package stack
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEngineAndMultiNodeBuilder starts a stack with a Docker Engine: a
+// remote-builder build loads into it and runs there; a multi-node builder
+// builds each platform on its own node; Stop leaves no daemon and no mount.
+func TestEngineAndMultiNodeBuilder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	o := Options{WorkDir: t.TempDir(), Log: testLog{t}, Engine: true}
+	tools, err := Provision(ctx, o)
+	if err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	start := time.Now()
+	s, err := Start(ctx, tools, o)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Logf("Start with an engine took %s", time.Since(start).Round(time.Millisecond))
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = s.Stop()
+		}
+	})
+	if !strings.HasPrefix(s.DockerHost, "unix://") || !strings.Contains(strings.Join(s.Env(), " "), "DOCKER_HOST="+s.DockerHost) {
+		t.Fatalf("DockerHost %q, Env %v", s.DockerHost, s.Env())
+	}
+	if err := s.SeedBaseImages(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(smokeDockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ platform, arch string }{{"linux/amd64", "x86_64"}, {"linux/arm64", "aarch64"}} {
+		tag := "e2e/engine-smoke:" + strings.ReplaceAll(c.platform, "/", "-")
+		if _, err := s.Docker(ctx, dir, "buildx", "build", "--builder", s.Builder, "--platform", c.platform,
+			"--build-arg", "X=loaded", "--load", "-t", tag, "."); err != nil {
+			t.Fatalf("build --load: %v", err)
+		}
+		out, err := s.Docker(ctx, "", "run", "--rm", "--network", "none", "--platform", c.platform, tag, "cat", "/arch", "/x")
+		if err != nil || strings.Fields(string(out))[0] != c.arch || !strings.Contains(string(out), "loaded") {
+			t.Errorf("docker run %s: %v\n%s", tag, err, out)
+		}
+	}
+
+	multi, err := s.StartMultiNodeBuilder(ctx)
+	if err != nil {
+		t.Fatalf("StartMultiNodeBuilder: %v", err)
+	}
+	snapshots := func(arch string) int {
+		m, _ := filepath.Glob(filepath.Join(o.WorkDir, "buildkitd-"+multi+"-"+arch, "root", "*", "snapshots", "snapshots", "*"))
+		return len(m)
+	}
+	before := map[string]int{"amd64": snapshots("amd64"), "arm64": snapshots("arm64")}
+	tag := s.Hub + "/e2e/multi:smoke"
+	if _, err := s.Docker(ctx, dir, "buildx", "build", "--builder", multi, "--platform", "linux/amd64,linux/arm64",
+		"--build-arg", "X=multi", "--push", "-t", tag, "."); err != nil {
+		t.Fatalf("multi-node build: %v", err)
+	}
+	// Each node built its own platform: each one's snapshotter grew.
+	for _, arch := range []string{"amd64", "arm64"} {
+		n := snapshots(arch)
+		t.Logf("node %s: %d snapshots before the build, %d after", arch, before[arch], n)
+		if n <= before[arch] {
+			t.Errorf("node %s has %d snapshots after the build, %d before: it built nothing", arch, n, before[arch])
+		}
+	}
+
+	sock := strings.TrimPrefix(s.DockerHost, "unix://")
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	stopped = true
+	if _, err := os.Stat(sock); err == nil {
+		t.Errorf("the engine's socket %s is still there", sock)
+	}
+	if out, _ := exec.Command("grep", "-c", o.WorkDir, "/proc/self/mounts").Output(); strings.TrimSpace(string(out)) != "0" {
+		t.Errorf("mounts left under %s: %s", o.WorkDir, out)
+	}
+}
