@@ -61,22 +61,21 @@ func TestEngineAndMultiNodeBuilder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("StartMultiNodeBuilder: %v", err)
 	}
-	snapshots := func(arch string) int {
-		m, _ := filepath.Glob(filepath.Join(o.WorkDir, "buildkitd-"+multi+"-"+arch, "root", "*", "snapshots", "snapshots", "*"))
-		return len(m)
+	before := map[string]int{}
+	for _, p := range MultiNodePlatforms {
+		before[p] = multi.Snapshots(p)
 	}
-	before := map[string]int{"amd64": snapshots("amd64"), "arm64": snapshots("arm64")}
 	tag := s.Hub + "/e2e/multi:smoke"
-	if _, err := s.Docker(ctx, dir, "buildx", "build", "--builder", multi, "--platform", "linux/amd64,linux/arm64",
+	if _, err := s.Docker(ctx, dir, "buildx", "build", "--builder", multi.Name, "--platform", "linux/amd64,linux/arm64",
 		"--build-arg", "X=multi", "--push", "-t", tag, "."); err != nil {
 		t.Fatalf("multi-node build: %v", err)
 	}
 	// Each node built its own platform: each one's snapshotter grew.
-	for _, arch := range []string{"amd64", "arm64"} {
-		n := snapshots(arch)
-		t.Logf("node %s: %d snapshots before the build, %d after", arch, before[arch], n)
-		if n <= before[arch] {
-			t.Errorf("node %s has %d snapshots after the build, %d before: it built nothing", arch, n, before[arch])
+	for _, p := range MultiNodePlatforms {
+		n := multi.Snapshots(p)
+		t.Logf("node %s: %d snapshots before the build, %d after", p, before[p], n)
+		if n <= before[p] {
+			t.Errorf("node %s has %d snapshots after the build, %d before: it built nothing", p, n, before[p])
 		}
 	}
 
