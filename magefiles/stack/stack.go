@@ -32,8 +32,8 @@ type Stack struct {
 	tools    Tools
 	workDir  string
 	log      io.Writer
-	procs    []*proc // in start order; stopped in reverse
-	builder  bool    // the buildx builder was created
+	procs    []*proc  // in start order; stopped in reverse
+	builder  bool     // the buildx builder was created
 	builders []string // further builders (multi-node), removed by Stop
 	tempDirs []string // outside workDir (short socket paths), removed by Stop
 	mounts   []string // directories whose leftover mounts Stop unmounts
