@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -192,17 +191,7 @@ func TestAnUndeclaredArgumentFailsBeforeAnythingRuns(t *testing.T) {
 	}
 	e, _ := testEnv(t, dir, nil)
 	err := e.Build(context.Background(), []string{"pt-cpu"}, plan.Build)
-	if err == nil {
-		t.Fatal("no error")
-	}
-	for _, want := range []string{"TORCH_PIP", "pt-cpu", "Dockerfile.cpu"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %s", err, want)
-		}
-	}
-	if c := calls(t, log); len(c) != 0 {
-		t.Errorf("docker ran %d times before the check failed", len(c))
-	}
+	refusedBeforeDocker(t, err, log, "TORCH_PIP", "pt-cpu", "Dockerfile.cpu")
 }
 
 func TestDryRunPrintsEveryBuildAndRunsNothing(t *testing.T) {
@@ -307,15 +296,7 @@ func TestSecretsReachTheBuildOnlyThroughSecretMounts(t *testing.T) {
 	const secret = "s3://very-internal/aws-ofi-nccl"
 	t.Setenv("INTERNAL_AWS_DS", secret)
 	t.Setenv("INTERNAL_AWS_PATH", "trace/plugin.tar.gz")
-	root := t.TempDir()
-	for _, c := range [][]string{{"init", "-q"}, {"-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"}} {
-		if out, err := exec.Command("git", append([]string{"-C", root}, c...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v %s", c, err, out)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(root, "VERSION"), []byte("0.26.4\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root := gitCheckout(t)
 	for _, k := range []string{"WITH_MPI", "WITH_NCCL", "WITH_AWS_TRACE", "DRY_RUN"} {
 		t.Setenv(k, "1")
 	}

@@ -118,6 +118,23 @@ func TestAnImageMissingFromTheEngineFailsTheBuild(t *testing.T) {
 	}
 }
 
+// refusedBeforeDocker fails unless err says every one of wants and docker
+// (the fakeDocker writing log) never ran.
+func refusedBeforeDocker(t *testing.T, err error, log string, wants ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range wants {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	if c := calls(t, log); len(c) != 0 {
+		t.Errorf("docker ran %d times before the refusal: %q", len(c), c)
+	}
+}
+
 // gitCheckout makes a git repository with VERSION committed.
 func gitCheckout(t *testing.T) string {
 	t.Helper()
@@ -143,17 +160,7 @@ func TestPushBuildRefusesADirtyWorktreeBeforeAnything(t *testing.T) {
 	env := map[string]string{"PUSH": "1", "RECIPES_DIR": abs}
 	e, _ := testEnv(t, root, env)
 	err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.Build)
-	if err == nil {
-		t.Fatal("PUSH=1 build from a dirty worktree ran")
-	}
-	for _, want := range []string{"notes.txt", "abc1234", "commit, or ALLOW_DIRTY=1"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not say %q: %v", want, err)
-		}
-	}
-	if c := calls(t, log); len(c) != 0 {
-		t.Errorf("docker ran before the refusal: %q", c)
-	}
+	refusedBeforeDocker(t, err, log, "notes.txt", "abc1234", "commit, or ALLOW_DIRTY=1")
 	// A local build of the same worktree is fine (nothing is pushed), and
 	// so is PUSH=1 with ALLOW_DIRTY=1: every platform, pushed.
 	e, out := testEnv(t, root, map[string]string{"RECIPES_DIR": abs})
