@@ -38,7 +38,9 @@ func TestRealRecipesPassCheck(t *testing.T) {
 	var checks [][]string
 	seen := map[string]bool{}
 	bases := map[string]bool{}
-	for _, combo := range variant.Matrix() {
+	// Both plans of buildAll: local (one platform, base stage folded in)
+	// and PUSH=1 (every platform, FROM the pushed base), as publish builds.
+	for _, combo := range slices.Concat(variant.Matrix(), pushed(variant.Matrix())) {
 		settings := map[string]string{"DRY_RUN": "1", "E2E_SCENARIO": "check"}
 		for k, v := range combo.Env {
 			settings[k] = v
@@ -121,7 +123,21 @@ func TestRealRecipesPassCheck(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d distinct checks (3 variants x %d images) in %s", len(checks), len(catalog.Names()), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d distinct checks (3 variants x %d images, local and PUSH=1) in %s", len(checks), len(catalog.Names()), time.Since(start).Round(time.Millisecond))
+}
+
+// pushed returns the combos with PUSH=1 (and ALLOW_DIRTY=1: the checkout
+// may have uncommitted changes while it is being worked on).
+func pushed(combos []variant.Combo) []variant.Combo {
+	var out []variant.Combo
+	for _, c := range combos {
+		env := map[string]string{"PUSH": "1", "ALLOW_DIRTY": "1"}
+		for k, v := range c.Env {
+			env[k] = v
+		}
+		out = append(out, variant.Combo{Name: c.Name + "-push", Env: env})
+	}
+	return out
 }
 
 // checkOutput keeps the warning lines of a check's output (all of it when
