@@ -221,11 +221,7 @@ func (b *stackBench) bakeOnce(ctx context.Context, label string) (time.Duration,
 		return 0, err
 	}
 	s.Builder = b.st.Builder
-	digest, err := build.ContextDigest(repo.dir)
-	if err != nil {
-		return 0, err
-	}
-	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, ContextDigest: digest})
+	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, Sources: build.NewSources(repo.dir)})
 	if err != nil {
 		return 0, err
 	}

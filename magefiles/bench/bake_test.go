@@ -18,7 +18,7 @@ func publishSpecs(t *testing.T, env map[string]string) []plan.Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, ContextDigest: "sha256:ctx"})
+	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,15 +5,11 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/determined-ai/environments/magefiles/plan"
@@ -60,11 +56,10 @@ func Load(ctx context.Context, root string, verbose bool) (*Env, error) {
 
 // Plan plans req and checks every build argument against the recipe.
 func (e *Env) Plan(req plan.Request) ([]plan.Spec, error) {
-	digest, err := ContextDigest(e.Path(e.Settings.RecipesDir))
-	if err != nil {
+	if err := checkRecipesDir(e.Path(e.Settings.RecipesDir)); err != nil {
 		return nil, err
 	}
-	req.ContextDigest = digest
+	req.Sources = NewSources(e.Root)
 	specs, err := plan.Plan(e.Settings, req)
 	if err != nil {
 		return nil, err
@@ -116,50 +111,16 @@ func CheckArgs(root string, specs []plan.Spec) error {
 	return errors.Join(errs...)
 }
 
-// ContextDigest hashes the recipes (Dockerfile.* and dockerfile_scripts/) so
-// that a changed recipe changes the inputs digest of every image.
-func ContextDigest(dir string) (string, error) {
-	var files []string
+// checkRecipesDir fails unless dir holds a Dockerfile.*.
+func checkRecipesDir(dir string) error {
 	matches, err := filepath.Glob(filepath.Join(dir, "Dockerfile.*"))
 	if err != nil {
-		return "", err
-	}
-	files = append(files, matches...)
-	scripts := filepath.Join(dir, "dockerfile_scripts")
-	err = filepath.WalkDir(scripts, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == scripts {
-				return fs.SkipDir
-			}
-			return err
-		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("hashing recipes in %s: %w", dir, err)
+		return err
 	}
 	if len(matches) == 0 {
-		return "", fmt.Errorf("no Dockerfile.* in recipes directory %s (RECIPES_DIR)", dir)
+		return fmt.Errorf("no Dockerfile.* in recipes directory %s (RECIPES_DIR)", dir)
 	}
-	sort.Strings(files)
-	h := sha256.New()
-	for _, f := range files {
-		rel, _ := filepath.Rel(dir, f)
-		fh, err := os.Open(f)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\n", rel)
-		_, err = io.Copy(h, fh)
-		fh.Close()
-		if err != nil {
-			return "", err
-		}
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return nil
 }
 
 // PrintSettings prints the resolved settings (verbose runs and dry runs).

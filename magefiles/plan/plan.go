@@ -4,11 +4,8 @@
 package plan
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/determined-ai/environments/magefiles/catalog"
@@ -44,9 +41,9 @@ type Request struct {
 	// Images are catalog names; their bases are added in front.
 	Images []string
 	Mode   Mode
-	// ContextDigest is a digest of the recipes directory (Dockerfiles and
-	// scripts), part of the inputs digest; "" when unknown.
-	ContextDigest string
+	// Sources says what each stage reads (see inputs.go); nil leaves the
+	// sources out of the inputs digest (tests).
+	Sources Sources
 	// MetadataDir receives one <image>.json metadata file per build in Publish mode.
 	MetadataDir string
 	// Driver is the buildx driver of the builder (DriverDocker, ...); it
@@ -73,9 +70,23 @@ type Spec struct {
 	Load bool
 	// MetadataFile is the --metadata-file path ("" for none).
 	MetadataFile string
-	// InputsDigest identifies the build inputs (recipe, stage, platforms, args).
+	// InputsDigest identifies the build inputs (see inputsDigest).
 	InputsDigest string
 	Argv         []string
+
+	// BaseTag is the base image's hashed tag BASE_IMAGE names ("" without a
+	// catalog base); External are the other images from outside the recipe
+	// the build starts from or reads. Pin pins them by digest.
+	BaseTag  string
+	External []string
+	// Pinned maps each pinned image reference to its digest.
+	Pinned map[string]string
+	// Contexts are --build-context values (external images the recipe names
+	// itself, pinned by digest).
+	Contexts []string
+	// Sources is the digest of what the stage reads (StageSources.Digest).
+	Sources string
+	opts    argvOptions
 }
 
 // Plan returns the specs for req in dependency order (every base before the
@@ -222,6 +233,8 @@ func spec(img catalog.Image, s variant.Settings, req Request) (Spec, error) {
 		Secrets:   secrets(img, s),
 		Tags:      tags,
 		NGCTags:   ngc,
+		BaseTag:   baseTag(img, args),
+		opts:      argvOptions{builder: s.Builder, cache: s.Cache, mode: req.Mode, driver: req.Driver},
 	}
 	switch req.Mode {
 	case Publish:
@@ -250,8 +263,14 @@ func spec(img catalog.Image, s variant.Settings, req Request) (Spec, error) {
 			return Spec{}, err
 		}
 	}
-	sp.InputsDigest = inputsDigest(sp, req.ContextDigest)
-	sp.Argv = argv(sp, s, req)
+	if sp.Base == "" {
+		sp.BaseTag = "" // the base stage is folded into the build
+	}
+	if err := addSources(&sp, req.Sources); err != nil {
+		return Spec{}, err
+	}
+	sp.InputsDigest = inputsDigest(sp)
+	sp.Argv = argv(sp)
 	return sp, nil
 }
 
@@ -267,37 +286,25 @@ func contains(list []string, v string) bool {
 	return false
 }
 
-// inputsDigest hashes what determines the image's content: recipe file name,
-// stage, platforms, build arguments, secret ids and the recipes' content.
-func inputsDigest(sp Spec, contextDigest string) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "recipe=%s\ntarget=%s\nplatforms=%s\ncontext=%s\n",
-		filepath.Base(sp.Recipe), sp.Target, strings.Join(sp.Platforms, ","), contextDigest)
-	for _, a := range sp.BuildArgs {
-		fmt.Fprintf(h, "arg %s=%s\n", a.Name, a.Value)
-	}
-	ids := append([]string(nil), sp.Secrets...)
-	sort.Strings(ids)
-	fmt.Fprintf(h, "secrets=%s\n", strings.Join(ids, ","))
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
 // CacheRef is the registry cache reference of an image (CACHE=registry).
 func CacheRef(sp Spec) string {
 	repo := sp.Tags.Hashed[:strings.LastIndex(sp.Tags.Hashed, ":")]
 	return repo + ":buildcache-" + sp.Image.Name
 }
 
-func argv(sp Spec, s variant.Settings, req Request) []string {
-	mode := req.Mode
+func argv(sp Spec) []string {
+	mode := sp.opts.mode
 	a := []string{"docker", "buildx", "build"}
-	if s.Builder != "" {
-		a = append(a, "--builder", s.Builder)
+	if sp.opts.builder != "" {
+		a = append(a, "--builder", sp.opts.builder)
 	}
 	a = append(a, "--progress", "plain")
 	a = append(a, "--file", sp.Recipe, "--target", sp.Target, "--platform", strings.Join(sp.Platforms, ","))
 	for _, arg := range sp.BuildArgs {
 		a = append(a, "--build-arg", arg.Name+"="+arg.Value)
+	}
+	for _, c := range sp.Contexts {
+		a = append(a, "--build-context", c)
 	}
 	for _, id := range sp.Secrets {
 		a = append(a, "--secret", "id="+id+",env="+id)
@@ -306,7 +313,7 @@ func argv(sp Spec, s variant.Settings, req Request) []string {
 	for _, t := range sp.Tags.List() {
 		a = append(a, "--tag", t)
 	}
-	if s.Cache == "registry" && mode != LocalArm64 {
+	if sp.opts.cache == "registry" && mode != LocalArm64 {
 		ref := CacheRef(sp)
 		a = append(a, "--cache-from", "type=registry,ref="+ref)
 		if sp.Push {
@@ -316,7 +323,7 @@ func argv(sp Spec, s variant.Settings, req Request) []string {
 	if sp.Push {
 		a = append(a, "--push")
 	} else {
-		a = append(a, LoadArgs(req.Driver)...)
+		a = append(a, LoadArgs(sp.opts.driver)...)
 	}
 	if sp.MetadataFile != "" {
 		a = append(a, "--metadata-file", sp.MetadataFile)

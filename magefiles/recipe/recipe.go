@@ -27,6 +27,8 @@ type stage struct {
 	from string   // FROM argument, not expanded
 	args []string // ARG names declared in the stage
 	uses []string // names referred to by COPY --from and RUN --mount from=
+	// nodes are the stage's instructions, FROM first (see Reads).
+	nodes []*parser.Node
 }
 
 // Recipe is a parsed Dockerfile.
@@ -35,6 +37,8 @@ type Recipe struct {
 	globals    []string          // ARG names before the first FROM
 	globalDefs map[string]string // their defaults
 	stages     []stage
+	// globalNodes are the instructions before the first FROM.
+	globalNodes []*parser.Node
 }
 
 // Parse reads a Dockerfile; path is only used in messages.
@@ -46,6 +50,9 @@ func Parse(path string, content []byte) (*Recipe, error) {
 	r := &Recipe{path: path, globalDefs: map[string]string{}}
 	for _, n := range res.AST.Children {
 		words := nodeWords(n)
+		if len(r.stages) > 0 && !strings.EqualFold(n.Value, "FROM") {
+			r.stages[len(r.stages)-1].nodes = append(r.stages[len(r.stages)-1].nodes, n)
+		}
 		switch strings.ToUpper(n.Value) {
 		case "FROM":
 			st := stage{}
@@ -55,8 +62,12 @@ func Parse(path string, content []byte) (*Recipe, error) {
 			if len(words) >= 3 && strings.EqualFold(words[1], "AS") {
 				st.name = strings.ToLower(words[2])
 			}
+			st.nodes = []*parser.Node{n}
 			r.stages = append(r.stages, st)
 		case "ARG":
+			if len(r.stages) == 0 {
+				r.globalNodes = append(r.globalNodes, n)
+			}
 			for _, w := range words {
 				k, v, hasDefault := strings.Cut(w, "=")
 				if len(r.stages) == 0 {
@@ -123,10 +134,24 @@ func (r *Recipe) Stages() []string {
 // global ARGs (used by FROM lines) and the ARGs of the target stage and of
 // every stage it is built from, with FROM lines expanded using args.
 func (r *Recipe) Visible(target string, args map[string]string) (map[string]bool, error) {
-	idx := r.stageIndex(target)
-	if idx < 0 {
-		return nil, fmt.Errorf("%s has no stage %q (stages: %s)", r.path, target, strings.Join(r.Stages(), ", "))
+	visible := map[string]bool{}
+	for _, g := range r.globals {
+		visible[g] = true
 	}
+	err := r.walk(target, args, func(i int, _ []string) {
+		for _, a := range r.stages[i].args {
+			visible[a] = true
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return visible, nil
+}
+
+// globalEnv is the value of every global ARG under args (defaults that refer
+// to other globals resolved).
+func (r *Recipe) globalEnv(args map[string]string) envGetter {
 	env := map[string]string{}
 	for k, v := range r.globalDefs {
 		env[k] = v
@@ -148,10 +173,20 @@ func (r *Recipe) Visible(target string, args map[string]string) (map[string]bool
 			}
 		}
 	}
-	visible := map[string]bool{}
-	for _, g := range r.globals {
-		visible[g] = true
+	return env
+}
+
+// walk visits target and every stage it is built from or reads from (FROM
+// lines expanded with args, COPY --from, RUN --mount from=), each once, a
+// stage after the stages it reads; refs are the stage's FROM (expanded) and
+// --from names that are not stages of the recipe.
+func (r *Recipe) walk(target string, args map[string]string, visit func(i int, refs []string)) error {
+	idx := r.stageIndex(target)
+	if idx < 0 {
+		return fmt.Errorf("%s has no stage %q (stages: %s)", r.path, target, strings.Join(r.Stages(), ", "))
 	}
+	env := r.globalEnv(args)
+	lex := shell.NewLex('\\')
 	seen := map[int]bool{}
 	var walk func(i int) error
 	walk = func(i int) error {
@@ -160,27 +195,25 @@ func (r *Recipe) Visible(target string, args map[string]string) (map[string]bool
 		}
 		seen[i] = true
 		st := r.stages[i]
-		for _, a := range st.args {
-			visible[a] = true
-		}
-		from, _, err := lex.ProcessWord(st.from, envGetter(env))
+		from, _, err := lex.ProcessWord(st.from, env)
 		if err != nil {
 			return fmt.Errorf("%s: expanding FROM %s: %w", r.path, st.from, err)
 		}
-		refs := append([]string{from}, st.uses...)
-		for _, ref := range refs {
-			if j := r.stageIndex(ref); j >= 0 && j != i {
-				if err := walk(j); err != nil {
-					return err
-				}
+		var outside []string
+		for _, ref := range append([]string{from}, st.uses...) {
+			j := r.stageIndex(ref)
+			if j < 0 || j == i {
+				outside = append(outside, ref)
+				continue
+			}
+			if err := walk(j); err != nil {
+				return err
 			}
 		}
+		visit(i, outside)
 		return nil
 	}
-	if err := walk(idx); err != nil {
-		return nil, err
-	}
-	return visible, nil
+	return walk(idx)
 }
 
 func (r *Recipe) stageIndex(name string) int {

@@ -37,10 +37,6 @@ var (
 )
 
 const (
-	defaultAttempts = 6
-	defaultInitial  = 200 * time.Millisecond
-	defaultMaxDelay = 5 * time.Second
-	defaultTimeout  = 2 * time.Minute
 	// layerCheckJobs bounds concurrent blob existence checks in Verify.
 	layerCheckJobs = 8
 
@@ -84,7 +80,7 @@ func WithKeychain(k authn.Keychain) Option {
 
 // WithRetry sets how many times a request (or, for uploads, a whole blob
 // upload) is attempted and the first backoff delay. Delays double, get
-// jitter and are capped at 5s. Default: 6 attempts, 200ms.
+// jitter and are capped at 15s. Default: 14 attempts, 1s (see retry.go).
 func WithRetry(attempts int, initial time.Duration) Option {
 	return func(c *Client) {
 		c.attempts = max(attempts, 1)
@@ -93,7 +89,7 @@ func WithRetry(attempts int, initial time.Duration) Option {
 }
 
 // WithTimeout bounds an operation against a registry that stays down
-// (default 2m). Inspect and Verify must finish within it; Copy fails once no
+// (default 5m). Inspect and Verify must finish within it; Copy fails once no
 // registry involved has made progress (answered, or moved blob bytes) for
 // that long, so long uploads of large layers are not cut off.
 func WithTimeout(d time.Duration) Option {
@@ -182,21 +178,15 @@ func parseRef(ref string) (name.Reference, error) {
 // transport builds the per-operation stack below ggcr's own wrappers.
 func (c *Client) transport(act *activity, stats *uploadStats) http.RoundTripper {
 	var rt http.RoundTripper = &observeTransport{inner: c.base, act: act, stats: stats}
-	rt = &retryTransport{inner: rt, attempts: c.attempts, initial: c.initial, max: c.maxDelay}
-	return schemeGuard{inner: rt}
+	return schemeGuard{inner: retryAfterWait{inner: rt}}
 }
 
 func (c *Client) remoteOptions(ctx context.Context, rt http.RoundTripper) []remote.Option {
-	return []remote.Option{
+	return append([]remote.Option{
 		remote.WithContext(ctx),
 		remote.WithTransport(rt),
 		remote.WithAuthFromKeychain(c.keychain),
-		// Status-code retries of single requests happen in retryTransport;
-		// ggcr retries whole blob uploads and manifest PUTs with this backoff.
-		remote.WithRetryStatusCodes(),
-		remote.WithRetryPredicate(opRetryable),
-		remote.WithRetryBackoff(remote.Backoff{Duration: c.initial, Factor: 2, Jitter: 0.5, Steps: c.attempts}),
-	}
+	}, c.retryOptions()...)
 }
 
 // hostErr prefixes err with what was being done and the registry host.

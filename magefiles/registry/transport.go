@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,22 +18,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// maxRetryAfter is the longest Retry-After we are willing to wait for; a
-// registry asking for more gets its error returned instead.
-const maxRetryAfter = time.Minute
-
 // drainLimit bounds how much of a discarded response body is read so that the
 // connection can be reused.
 const drainLimit = 64 << 10
 
 // The per-operation transport stack, outermost first:
 //
-//	ggcr (auth, scheme, user agent) -> schemeGuard -> retryTransport -> observeTransport -> base
+//	ggcr (auth, retries of retry.go, user agent) -> schemeGuard -> retryAfterWait -> observeTransport -> base
 //
-// retryTransport retries only requests that are safe to repeat on their own;
-// the remaining blob-upload steps (PATCH of data, PUT committing an upload
-// session) are retried by ggcr as a whole upload (existence check, new session,
-// data, commit), driven by opRetryable.
+// ggcr's own retry transport (transport.NewRetry, configured by the
+// remote.WithRetry* options of retryOptions) repeats requests;
+// retryAfterWait makes it wait as long as a Retry-After asks first.
 
 // schemeGuard refuses plain-HTTP requests to hosts that are not loopback.
 // ggcr falls back to http for RFC 1918 and *.local registries; we don't.
@@ -58,135 +52,11 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// retryTransport retries requests that can be repeated safely (see
-// transportRetries) on retryable statuses and network errors, with capped
-// exponential backoff with jitter, honouring Retry-After.
-type retryTransport struct {
-	inner    http.RoundTripper
-	attempts int
-	initial  time.Duration
-	max      time.Duration
-}
-
-// exhaustedError reports that retryTransport gave up on a request. Errors of
-// this type are never retried again higher up.
-type exhaustedError struct {
-	host     string
-	attempts int
-	err      error
-}
-
-func (e *exhaustedError) Error() string {
-	return fmt.Sprintf("registry %s: giving up after %d attempt(s): %v", e.host, e.attempts, e.err)
-}
-
-func (e *exhaustedError) Unwrap() error { return e.err }
-
-// transportRetries reports whether retryTransport retries req by itself:
-// reads, manifest PUTs (idempotent) and the POST that opens a blob upload
-// session (repeating it at worst leaves an unused session behind).
-func transportRetries(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodGet, http.MethodHead:
-		return true
-	case http.MethodPut:
-		return strings.Contains(req.URL.Path, "/manifests/")
-	case http.MethodPost:
-		return strings.HasSuffix(req.URL.Path, "/blobs/uploads/") && req.URL.Query().Get("digest") == "" &&
-			(req.Body == nil || req.Body == http.NoBody)
-	}
-	return false
-}
-
-func (t *retryTransport) backoff(attempt int) time.Duration {
-	d := t.initial
-	for i := 1; i < attempt && d < t.max; i++ {
-		d *= 2
-	}
-	d = min(d, t.max)
-	if d <= 0 {
-		return 0
-	}
-	// "Equal jitter": somewhere in [d/2, d].
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !transportRetries(req) || t.attempts <= 1 {
-		return t.inner.RoundTrip(req)
-	}
-	ctx := req.Context()
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		r := req
-		if attempt > 1 && hasBody {
-			if req.GetBody == nil {
-				return nil, &exhaustedError{req.URL.Host, attempt - 1, lastErr}
-			}
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, &exhaustedError{req.URL.Host, attempt - 1, errors.Join(lastErr, err)}
-			}
-			r = req.Clone(ctx)
-			r.Body = body
-		}
-		resp, err := t.inner.RoundTrip(r)
-		var retryAfter time.Duration
-		switch {
-		case err != nil:
-			if ctx.Err() != nil || !retryableNetErr(err) {
-				return nil, err
-			}
-			lastErr = fmt.Errorf("%s %s: %w", req.Method, redactURL(req.URL), err)
-		case retryableStatus(resp.StatusCode):
-			lastErr = fmt.Errorf("%s %s: status %s", req.Method, redactURL(req.URL), resp.Status)
-			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		default:
-			return resp, nil
-		}
-
-		delay := max(t.backoff(attempt), retryAfter)
-		giveUp := attempt >= t.attempts || retryAfter > maxRetryAfter
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
-			giveUp = true
-		}
-		if giveUp {
-			if resp != nil {
-				// Let the caller parse the registry's own error.
-				return resp, nil
-			}
-			return nil, &exhaustedError{req.URL.Host, attempt, lastErr}
-		}
-		if resp != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-			resp.Body.Close()
-		}
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, &exhaustedError{req.URL.Host, attempt, fmt.Errorf("%w (last error: %v)", context.Cause(ctx), lastErr)}
-		case <-timer.C:
-		}
-	}
-}
-
 func redactURL(u *url.URL) string {
 	c := *u
 	c.RawQuery = ""
 	c.User = nil
 	return c.String()
-}
-
-func retryableStatus(code int) bool {
-	switch code {
-	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
 }
 
 // parseRetryAfter understands delta-seconds and HTTP-dates; anything else is 0.
@@ -243,22 +113,20 @@ func retryableNetErr(err error) bool {
 	return false
 }
 
-// opRetryable is the predicate ggcr uses for its operation-level retries (a
-// whole blob upload, a manifest PUT). Requests that retryTransport already
-// retried are not retried again.
+// opRetryable is the predicate of ggcr's retries, of single requests (its
+// retry transport) and of whole blob uploads: retryable statuses, broken
+// upload sessions and network errors; never a cancelled operation or a
+// Retry-After longer than we wait.
 func opRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	var ex *exhaustedError
-	if errors.As(err, &ex) {
+	var gu *giveUpError
+	if errors.As(err, &gu) {
 		return false
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
-		if te.Request != nil && transportRetries(te.Request) {
-			return false
-		}
 		if retryableStatus(te.StatusCode) {
 			return true
 		}
@@ -281,8 +149,8 @@ func infraError(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errInsecure) {
 		return true
 	}
-	var ex *exhaustedError
-	if errors.As(err, &ex) {
+	var gu *giveUpError
+	if errors.As(err, &gu) {
 		return true
 	}
 	var te *transport.Error

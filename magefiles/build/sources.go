@@ -1,0 +1,220 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/recipe"
+)
+
+// RecipeSources implements plan.Sources: it parses each recipe once (with
+// BuildKit's parser, package recipe) and hashes what a stage reads:
+//
+//   - the text of the global ARGs, of the stage and of the stages it is built
+//     from in the same build;
+//   - the build-context files its COPY and ADD lines read;
+//   - of each directory a RUN step bind-mounts from the context, the files
+//     that RUN line names (their path below the mount, or a directory
+//     holding them, appears in the line), plus the files those files name,
+//     and so on; a RUN line that names none of them reads the whole mount.
+//
+// So editing a script only framework stages run changes the inputs of the
+// framework images alone. Relative paths are relative to root.
+type RecipeSources struct {
+	root string
+
+	mu      sync.Mutex
+	recipes map[string]*recipe.Recipe
+	files   map[string][]byte // absolute path -> content
+}
+
+// NewSources returns the plan.Sources of the checkout at root.
+func NewSources(root string) *RecipeSources {
+	return &RecipeSources{root: root, recipes: map[string]*recipe.Recipe{}, files: map[string][]byte{}}
+}
+
+var _ plan.Sources = (*RecipeSources)(nil)
+
+func (s *RecipeSources) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(s.root, p)
+}
+
+// Stage implements plan.Sources.
+func (s *RecipeSources) Stage(recipePath, context, target string, args map[string]string) (plan.StageSources, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rc, ok := s.recipes[recipePath]
+	if !ok {
+		content, err := os.ReadFile(s.abs(recipePath))
+		if err != nil {
+			return plan.StageSources{}, fmt.Errorf("reading recipe: %w", err)
+		}
+		if rc, err = recipe.Parse(recipePath, content); err != nil {
+			return plan.StageSources{}, err
+		}
+		s.recipes[recipePath] = rc
+	}
+	reads, err := rc.Reads(target, args)
+	if err != nil {
+		return plan.StageSources{}, err
+	}
+	ctxDir := s.abs(context)
+	var files []string
+	for _, c := range reads.Copies {
+		got, err := s.copied(ctxDir, c)
+		if err != nil {
+			return plan.StageSources{}, fmt.Errorf("stage %q of %s: COPY/ADD %s: %w", target, recipePath, c, err)
+		}
+		files = append(files, got...)
+	}
+	for _, m := range reads.Mounts {
+		got, err := s.mounted(ctxDir, m)
+		if err != nil {
+			return plan.StageSources{}, fmt.Errorf("stage %q of %s: RUN --mount source=%s: %w", target, recipePath, m.Source, err)
+		}
+		files = append(files, got...)
+	}
+	slices.Sort(files)
+	files = slices.Compact(files)
+
+	h := sha256.New()
+	for _, t := range reads.Text {
+		fmt.Fprintf(h, "text %d\n%s\n", len(t), t)
+	}
+	for _, f := range files {
+		content, mode, err := s.read(f)
+		if err != nil {
+			return plan.StageSources{}, err
+		}
+		rel, _ := filepath.Rel(ctxDir, f)
+		fmt.Fprintf(h, "file %s %v %d\n", filepath.ToSlash(rel), mode, len(content))
+		h.Write(content)
+	}
+	return plan.StageSources{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Images: reads.Images}, nil
+}
+
+// read returns a file's content (a symlink's target text) and its mode bits
+// that a COPY keeps (the executable bits).
+func (s *RecipeSources) read(p string) ([]byte, fs.FileMode, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		t, err := os.Readlink(p)
+		return []byte(t), fs.ModeSymlink, err
+	}
+	c, ok := s.files[p]
+	if !ok {
+		if c, err = os.ReadFile(p); err != nil {
+			return nil, 0, err
+		}
+		s.files[p] = c
+	}
+	return c, fi.Mode().Perm() & 0o111, nil
+}
+
+// copied lists the files below ctxDir a COPY/ADD source (maybe a glob) reads.
+func (s *RecipeSources) copied(ctxDir, src string) ([]string, error) {
+	pattern := filepath.Join(ctxDir, filepath.FromSlash(strings.TrimPrefix(path.Clean("/"+src), "/")))
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("%s does not exist in the build context %s", src, ctxDir)
+	}
+	var out []string
+	for _, m := range matches {
+		got, err := walkFiles(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// mounted lists the files of a bind mount the RUN step reads (see
+// RecipeSources).
+func (s *RecipeSources) mounted(ctxDir string, m recipe.Mount) ([]string, error) {
+	dir := filepath.Join(ctxDir, filepath.FromSlash(strings.TrimPrefix(path.Clean("/"+m.Source), "/")))
+	all, err := walkFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	rels := make([]string, len(all))
+	for i, f := range all {
+		r, _ := filepath.Rel(dir, f)
+		rels[i] = filepath.ToSlash(r)
+	}
+	chosen := map[int]bool{}
+	queue := []string{m.Command}
+	for len(queue) > 0 {
+		text := queue[0]
+		queue = queue[1:]
+		for i, rel := range rels {
+			if chosen[i] || !names(text, rel) {
+				continue
+			}
+			chosen[i] = true
+			content, _, err := s.read(all[i])
+			if err != nil {
+				return nil, err
+			}
+			queue = append(queue, string(content))
+		}
+	}
+	if len(chosen) == 0 {
+		return all, nil
+	}
+	var out []string
+	for i := range all {
+		if chosen[i] {
+			out = append(out, all[i])
+		}
+	}
+	return out, nil
+}
+
+// names reports whether text names the file rel of a mount: rel itself or
+// one of the directories holding it.
+func names(text, rel string) bool {
+	for p := rel; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+		if strings.Contains(text, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// walkFiles lists p if it is a file, or every file below it.
+func walkFiles(p string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(p, func(f string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && f == p {
+				return fmt.Errorf("%s does not exist", p)
+			}
+			return err
+		}
+		if !d.IsDir() {
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
+}
