@@ -210,7 +210,7 @@ func TestValidCombos(t *testing.T) {
 	if len(cases) != 7*2*2 {
 		t.Errorf("%d matrix cases, want 28", len(cases))
 	}
-	specs, err := planAll(cases, catalog.Names(), "sha256:test")
+	specs, err := planAll(cases, catalog.Names(), filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,12 +54,12 @@ func Load(ctx context.Context, root string, verbose bool) (*Env, error) {
 	return &Env{Settings: s, Runner: r, Status: run.NewStatus(os.Stderr), Root: root}, nil
 }
 
-// Plan plans req and checks every build argument against the recipe.
+// Plan plans req and checks every build argument against the recipe, then
+// plans again with what each stage reads (RecipeSources) in the inputs.
 func (e *Env) Plan(req plan.Request) ([]plan.Spec, error) {
 	if err := checkRecipesDir(e.Path(e.Settings.RecipesDir)); err != nil {
 		return nil, err
 	}
-	req.Sources = NewSources(e.Root)
 	specs, err := plan.Plan(e.Settings, req)
 	if err != nil {
 		return nil, err
@@ -67,7 +67,8 @@ func (e *Env) Plan(req plan.Request) ([]plan.Spec, error) {
 	if err := CheckArgs(e.Root, specs); err != nil {
 		return nil, err
 	}
-	return specs, nil
+	req.Sources = NewSources(e.Root)
+	return plan.Plan(e.Settings, req)
 }
 
 // Path resolves p (relative paths are relative to the checkout root; the

@@ -209,6 +209,7 @@ func newScenario(t *testing.T, env map[string]string, prepare func(dir string)) 
 		"JOBS":               "2",
 		"NO_COLOR":           "1",
 		"RECIPES_DIR":        ".",
+		"REGISTRY_MIRRORS":   "docker.io=" + stk.Mirror,
 	}
 	for k, v := range env {
 		sc.env[k] = v
@@ -362,8 +363,17 @@ func (sc *scenario) run(over map[string]string, args ...string) result {
 }
 
 // plan is what the tool should do in this scenario: the publish plan of the
-// whole catalog under the scenario's settings plus over.
+// whole catalog under the scenario's settings plus over, every image pinned
+// to the digests its base and external images have in the registries now
+// (see pinned).
 func (sc *scenario) plan(over map[string]string) (variant.Settings, []plan.Spec) {
+	sc.t.Helper()
+	s, specs := sc.unpinnedPlan(over)
+	return s, pinned(sc.t, specs)
+}
+
+// unpinnedPlan is the plan before any digest is known: what `build` builds.
+func (sc *scenario) unpinnedPlan(over map[string]string) (variant.Settings, []plan.Spec) {
 	sc.t.Helper()
 	m := sc.settings(over)
 	version, err := os.ReadFile(filepath.Join(sc.dir, "VERSION"))
@@ -374,11 +384,7 @@ func (sc *scenario) plan(over map[string]string) (variant.Settings, []plan.Spec)
 	if err != nil {
 		sc.t.Fatal(err)
 	}
-	digest, err := build.ContextDigest(sc.dir)
-	if err != nil {
-		sc.t.Fatal(err)
-	}
-	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, ContextDigest: digest})
+	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, Sources: build.NewSources(sc.dir)})
 	if err != nil {
 		sc.t.Fatal(err)
 	}

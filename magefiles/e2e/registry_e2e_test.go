@@ -216,6 +216,10 @@ type imageReport struct {
 		NGC       []string `json:"ngc"`
 	} `json:"tags"`
 	Verified bool `json:"verified"`
+	Inputs   struct {
+		Digest string            `json:"digest"`
+		Images map[string]string `json:"images"`
+	} `json:"inputs"`
 }
 
 // readReport reads the report of a publish with ARTIFACTS_DIR=dir: it is

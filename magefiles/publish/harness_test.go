@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/determined-ai/environments/magefiles/build"
+	"github.com/determined-ai/environments/magefiles/catalog"
 	"github.com/determined-ai/environments/magefiles/plan"
 	"github.com/determined-ai/environments/magefiles/registry"
 	"github.com/determined-ai/environments/magefiles/run"
@@ -56,6 +57,9 @@ func (s *syncBuffer) String() string {
 type harness struct {
 	t        *testing.T
 	hub, ngc string // host:port
+	// mirror stands in for docker.io (REGISTRY_MIRRORS): it holds every
+	// external base image of the catalog.
+	mirror   string
 	root     string // clean git checkout
 	env      map[string]string
 	out, err *syncBuffer
@@ -75,9 +79,12 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(hub.Close)
 	ngc := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(discardLogger())))
 	t.Cleanup(ngc.Close)
+	mirror := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(discardLogger())))
+	t.Cleanup(mirror.Close)
 	h := &harness{
-		t:   t,
-		hub: strings.TrimPrefix(hub.URL, "http://"), ngc: strings.TrimPrefix(ngc.URL, "http://"),
+		t:      t,
+		mirror: strings.TrimPrefix(mirror.URL, "http://"),
+		hub:    strings.TrimPrefix(hub.URL, "http://"), ngc: strings.TrimPrefix(ngc.URL, "http://"),
 		root: gitRepo(t),
 		out:  &syncBuffer{}, err: &syncBuffer{},
 		builds: map[string]int{}, fail: map[string]bool{}, onlyHashed: map[string]bool{}, wrongPlatforms: map[string]bool{},
@@ -92,8 +99,40 @@ func newHarness(t *testing.T) *harness {
 		"ARTIFACTS_DIR":      filepath.Join(t.TempDir(), "artifacts"),
 		"RECIPES_DIR":        recipes,
 		"JOBS":               "4",
+		"REGISTRY_MIRRORS":   "docker.io=" + h.mirror,
+	}
+	for _, img := range catalog.All() {
+		if img.From != "" {
+			h.seedExternal(img.From)
+		}
 	}
 	return h
+}
+
+// seedExternal pushes a random image to the mirror under ref (a Docker Hub
+// reference) and returns its digest.
+func (h *harness) seedExternal(ref string) string {
+	h.t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	dst, err := name.ParseReference(h.mirror+"/"+r.Context().RepositoryStr()+":"+r.Identifier(), name.Insecure)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	img, err := random.Image(256, 1)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := remote.Write(dst, img); err != nil {
+		h.t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d.String()
 }
 
 func (h *harness) artifactsDir() string { return h.env["ARTIFACTS_DIR"] }
@@ -115,7 +154,9 @@ func (h *harness) buildEnv() *build.Env {
 	return &build.Env{Settings: s, Runner: r, Status: run.NewStatus(h.err), Root: h.root}
 }
 
-func (h *harness) client() *registry.Client { return registry.New() }
+func (h *harness) client() *registry.Client {
+	return registry.New(registry.WithMirrors(map[string]string{"docker.io": h.mirror}))
+}
 
 // run publishes with the stand-in build and no Docker preflight.
 func (h *harness) run(ctx context.Context, reg Registry, o Options) (*Report, error) {
@@ -283,9 +324,17 @@ func readDir(t *testing.T, dir string) []string {
 // noRegistry fails the test on any registry call (dry runs contact none).
 type noRegistry struct{ t *testing.T }
 
-func (n noRegistry) Inspect(context.Context, string) (registry.Image, error) {
-	n.t.Error("dry run called Inspect")
-	return registry.Image{}, errors.New("no registry")
+func (n noRegistry) Lookup(context.Context, []string) (registry.Found, error) {
+	n.t.Error("dry run called Lookup")
+	return registry.Found{}, errors.New("no registry")
+}
+func (n noRegistry) Tag(context.Context, string, []string) error {
+	n.t.Error("dry run called Tag")
+	return errors.New("no registry")
+}
+func (n noRegistry) Resolve(context.Context, string) (string, error) {
+	n.t.Error("dry run called Resolve")
+	return "", errors.New("no registry")
 }
 func (n noRegistry) Verify(context.Context, []string, string, []string) (registry.Image, error) {
 	n.t.Error("dry run called Verify")

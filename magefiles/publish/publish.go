@@ -30,7 +30,9 @@ import (
 // Registry is what publish needs from a registry client; *registry.Client
 // satisfies it.
 type Registry interface {
-	Inspect(ctx context.Context, ref string) (registry.Image, error)
+	Lookup(ctx context.Context, tags []string) (registry.Found, error)
+	Tag(ctx context.Context, src string, dst []string) error
+	Resolve(ctx context.Context, ref string) (string, error)
 	Verify(ctx context.Context, tags []string, wantDigest string, wantPlatforms []string) (registry.Image, error)
 	Copy(ctx context.Context, src string, dst []string) (registry.CopyStats, error)
 }
@@ -73,25 +75,11 @@ type publisher struct {
 	dry   bool
 	build buildFunc
 
-	mu    sync.Mutex
-	built map[string]bool // images built (not found up to date) in this run
-}
+	// external maps each external image to its digest (resolveExternal).
+	external map[string]string
 
-// rebuilt reports whether image was built in this run; the images built on
-// it then start FROM a new digest and are rebuilt too.
-func (p *publisher) rebuilt(image string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.built[image]
-}
-
-func (p *publisher) markBuilt(image string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.built == nil {
-		p.built = map[string]bool{}
-	}
-	p.built[image] = true
+	mu      sync.Mutex
+	digests map[string]string // image -> digest published in this run (see pin)
 }
 
 // Run publishes the images of o. Before anything is built it removes the
@@ -166,6 +154,9 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 		return nil, err
 	}
 	if err := p.checkPush(ctx, specs); err != nil {
+		return nil, err
+	}
+	if err := p.resolveExternal(ctx, specs); err != nil {
 		return nil, err
 	}
 
@@ -285,45 +276,42 @@ func errString(err error) string {
 // verification, NGC copy and verification, artifact file.
 func (p *publisher) publishImage(ctx context.Context, sp plan.Spec, ent *ImageReport) error {
 	s := p.e.Settings
+	sp, err := p.pin(sp)
+	if err != nil {
+		return err
+	}
+	ent.Inputs = reportInputs(sp)
 	result := Built
 	digest := ""
 	if p.dry {
 		if !s.Force {
-			p.e.Runner.Note("check up to date: %s", sp.Tags.Hashed)
+			p.e.Runner.Note("check up to date or reuse: %s %s (inputs %s)", sp.Tags.Hashed, sp.Tags.Versioned, sp.InputsDigest)
 		}
 		if err := p.e.RunSpec(ctx, sp); err != nil {
 			return err
 		}
 		digest, result = digestPlaceholder, DryRun
 	} else {
-		if !s.Force && sp.Base != "" && p.rebuilt(sp.Base) {
-			p.status().Info("%s needs a build: its base %s was rebuilt in this run", sp.Image.Name, sp.Base)
-		} else if !s.Force {
-			d, why, err := upToDate(ctx, p.reg, sp)
-			if err != nil {
-				return err
-			}
-			if d != "" {
-				digest, result = d, UpToDate
-				p.status().Info("%s is up to date (%s)", sp.Image.Name, d)
-			} else {
-				p.status().Info("%s needs a build: %s", sp.Image.Name, why)
-			}
+		if !s.Force {
+			digest, result = p.keep(ctx, sp)
 		}
 		if digest == "" {
 			d, err := p.build(ctx, sp)
 			if err != nil {
 				return err
 			}
-			digest = d
-			p.markBuilt(sp.Image.Name)
+			digest, result = d, Built
 		}
 		ent.Digest = digest
 	}
 
-	if err := p.verify(ctx, sp.Tags.List(), digest, sp.Platforms); err != nil {
-		return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
+	// A kept image was read back completely while deciding.
+	if result == Built || result == DryRun {
+		if err := p.verify(ctx, sp.Tags.List(), digest, sp.Platforms); err != nil {
+			return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
+		}
 	}
+	p.setPublished(sp.Image.Name, digest)
 	if p.ngc && sp.NGCTags.Hashed != "" {
 		if err := p.copyToNGC(ctx, sp, digest, ent); err != nil {
 			return err
@@ -409,11 +397,13 @@ type nopStatus struct{}
 func (nopStatus) Info(string, ...any) {}
 func (nopStatus) OK(string, ...any)   {}
 func (nopStatus) Fail(string, ...any) {}
+func (nopStatus) Warn(string, ...any) {}
 
 type statusLine interface {
 	Info(format string, a ...any)
 	OK(format string, a ...any)
 	Fail(format string, a ...any)
+	Warn(format string, a ...any)
 }
 
 func (p *publisher) status() statusLine {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/determined-ai/environments/magefiles/catalog"
 	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/run"
 	"github.com/determined-ai/environments/magefiles/variant"
 )
 
@@ -291,18 +292,29 @@ func TestVerificationFailure(t *testing.T) {
 		t.Errorf("artifacts %v", got)
 	}
 
-	// The next run does not take the broken images for up to date.
+	// The next run does not take the broken images for up to date: tf2-cpu
+	// (wrong platforms) is rebuilt; tf1-cpu's hashed tag holds an image of
+	// the right inputs, so its versioned tag is pointed at it (no build).
 	h.onlyHashed, h.wrongPlatforms = map[string]bool{}, map[string]bool{}
-	before := h.buildCount()
+	before := map[string]int{"tf1-cpu": h.builds["tf1-cpu"], "tf2-cpu": h.builds["tf2-cpu"], "pt-cpu": h.builds["pt-cpu"]}
 	rep, err = h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu", "tf2-cpu", "pt-cpu"}, Dockerhub: true, NGC: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := h.buildCount() - before; n != 2 {
-		t.Errorf("rebuilt %d images, want 2 (tf1-cpu, tf2-cpu)", n)
+	for image, want := range map[string]int{"tf1-cpu": 0, "tf2-cpu": 1, "pt-cpu": 0} {
+		if n := h.builds[image] - before[image]; n != want {
+			t.Errorf("%s built %d times, want %d", image, n, want)
+		}
 	}
-	if imageReport(t, *rep, "pt-cpu").Result != UpToDate {
-		t.Errorf("pt-cpu: %+v", imageReport(t, *rep, "pt-cpu"))
+	for image, want := range map[string]Result{"tf1-cpu": Reused, "tf2-cpu": Built, "pt-cpu": UpToDate} {
+		if ir := imageReport(t, *rep, image); ir.Result != want || !ir.Verified {
+			t.Errorf("%s: %+v, want %s and verified", image, ir, want)
+		}
+	}
+	hub, _ := tagsOf(t, h, "tf1-cpu")
+	hd, _ := digestOf(t, hub.Hashed)
+	if vd, _ := digestOf(t, hub.Versioned); vd != hd || hd != imageReport(t, *rep, "tf1-cpu").Digest {
+		t.Errorf("tf1-cpu: %s is %s, %s is %s, report says %s", hub.Hashed, hd, hub.Versioned, vd, imageReport(t, *rep, "tf1-cpu").Digest)
 	}
 }
 
@@ -384,8 +396,18 @@ func TestDryRun(t *testing.T) {
 		if !strings.Contains(out, "# verify "+hub.Hashed+" "+hub.Versioned+" platforms ") {
 			t.Errorf("dry run does not verify %s", img.Name)
 		}
-		if !strings.Contains(out, "# check up to date: "+hub.Hashed+"\n") {
+		if !strings.Contains(out, "# check up to date or reuse: "+hub.Hashed+" "+hub.Versioned+" (inputs sha256:") {
 			t.Errorf("dry run does not check %s", img.Name)
+		}
+		// Framework images are built FROM their base by digest; the dry run
+		// shows where it goes. External images are pinned the same way.
+		if img.Base != "" {
+			base, _ := tagsOf(t, h, img.Base)
+			if !strings.Contains(out, run.Quote([]string{"--build-arg", "BASE_IMAGE=" + base.Hashed + "@<digest>"})+" ") {
+				t.Errorf("dry run does not build %s FROM %s@<digest>", img.Name, base.Hashed)
+			}
+		} else if !strings.Contains(out, run.Quote([]string{"--build-arg", "BASE_IMAGE=" + img.From + "@<digest>"})+" ") {
+			t.Errorf("dry run does not build %s FROM %s@<digest>", img.Name, img.From)
 		}
 		if img.NGC {
 			if len(ngc.List()) != 2 {
@@ -530,17 +552,82 @@ func TestOptionsNeedDockerhub(t *testing.T) {
 	}
 }
 
-func TestARebuiltBaseRebuildsTheImagesOnIt(t *testing.T) {
+func TestAMovedBaseRebuildsTheImagesOnIt(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	o := Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}
 	if _, err := h.run(ctx, h.client(), o); err != nil {
 		t.Fatal(err)
 	}
-	// Someone moved the base's version tag: the base is no longer up to
-	// date. tf2-cpu's own inputs did not change, but it is built FROM the
-	// base, so it must be rebuilt on the new base.
+	// The base is replaced under both its tags by other content with the
+	// same inputs label (what a FORCE=1 base-only run leaves behind). The base
+	// is then up to date at its new digest, and tf2-cpu, built FROM the old
+	// digest, must be rebuilt FROM the new one.
 	base, _ := tagsOf(t, h, "cpu-py-38-base")
+	specs, err := h.buildEnv().Plan(plan.Request{Images: []string{"cpu-py-38-base"}, Mode: plan.Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &publisher{e: h.buildEnv(), reg: h.client()}
+	if err := p.resolveExternal(ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := p.pin(specs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := randomIndex(pinned.Platforms, map[string]string{plan.InputsLabel: pinned.InputsDigest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range base.List() {
+		ref, err := name.NewTag(tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.WriteIndex(ref, idx, remote.WithContext(ctx)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved, _ := digestOf(t, base.Hashed)
+	var fromArg string
+	h.onBuild = func(_ context.Context, sp plan.Spec) error {
+		if sp.Image.Name == "tf2-cpu" {
+			fromArg = argValue(sp, "BASE_IMAGE")
+		}
+		return nil
+	}
+	before := map[string]int{"cpu-py-38-base": h.builds["cpu-py-38-base"], "tf2-cpu": h.builds["tf2-cpu"]}
+	rep, err := h.run(ctx, h.client(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for image, want := range map[string]int{"cpu-py-38-base": 0, "tf2-cpu": 1} {
+		if n := h.builds[image] - before[image]; n != want {
+			t.Errorf("%s built %d times in the second run, want %d", image, n, want)
+		}
+	}
+	if ir := imageReport(t, *rep, "cpu-py-38-base"); ir.Result != UpToDate || ir.Digest != moved {
+		t.Errorf("base: %+v, want up-to-date at %s", ir, moved)
+	}
+	if want := base.Hashed + "@" + moved; fromArg != want {
+		t.Errorf("tf2-cpu was built with BASE_IMAGE=%s, want %s", fromArg, want)
+	}
+	ir := imageReport(t, *rep, "tf2-cpu")
+	if ir.Result != Built || !ir.Verified || ir.Inputs == nil || ir.Inputs.Images[base.Hashed] != moved {
+		t.Errorf("tf2-cpu: %+v inputs %+v, want built and verified on %s", ir, ir.Inputs, moved)
+	}
+}
+
+func TestAMovedVersionTagIsPointedBackWithoutBuilds(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	o := Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}
+	if _, err := h.run(ctx, h.client(), o); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := tagsOf(t, h, "cpu-py-38-base")
+	want, _ := digestOf(t, base.Hashed)
 	idx, err := randomIndex([]string{"linux/amd64"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -552,17 +639,30 @@ func TestARebuiltBaseRebuildsTheImagesOnIt(t *testing.T) {
 	if err := remote.WriteIndex(ref, idx, remote.WithContext(ctx)); err != nil {
 		t.Fatal(err)
 	}
-	before := map[string]int{"cpu-py-38-base": h.builds["cpu-py-38-base"], "tf2-cpu": h.builds["tf2-cpu"]}
+	before := h.buildCount()
 	rep, err := h.run(ctx, h.client(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for image, n := range before {
-		if h.builds[image] != n+1 {
-			t.Errorf("%s built %d times in the second run, want 1", image, h.builds[image]-n)
-		}
-		if ir := imageReport(t, *rep, image); ir.Result != Built || !ir.Verified {
-			t.Errorf("%s: %+v", image, ir)
+	if n := h.buildCount() - before; n != 0 {
+		t.Errorf("%d builds, want none", n)
+	}
+	if ir := imageReport(t, *rep, "cpu-py-38-base"); ir.Result != Reused || ir.Digest != want {
+		t.Errorf("base: %+v, want reused at %s", ir, want)
+	}
+	if got, _ := digestOf(t, base.Versioned); got != want {
+		t.Errorf("%s is %s, want %s", base.Versioned, got, want)
+	}
+	if ir := imageReport(t, *rep, "tf2-cpu"); ir.Result != UpToDate {
+		t.Errorf("tf2-cpu: %+v", ir)
+	}
+}
+
+func argValue(sp plan.Spec, name string) string {
+	for _, a := range sp.BuildArgs {
+		if a.Name == name {
+			return a.Value
 		}
 	}
+	return ""
 }

@@ -20,11 +20,15 @@ const ReportName = variant.ReportName
 type Result string
 
 const (
-	Built     Result = "built"      // built, pushed and verified
-	UpToDate  Result = "up-to-date" // already published from the same inputs; verified, not rebuilt
-	Failed    Result = "failed"     // its build, verification, copy or artifact failed
-	Skipped   Result = "skipped"    // its base image was not published
-	Cancelled Result = "cancelled"  // interrupted (SIGINT, timeout) before it finished
+	Built    Result = "built"      // built, pushed and verified
+	UpToDate Result = "up-to-date" // already published from the same inputs; verified, not rebuilt
+	// Reused: an image with the same inputs was found (at the <name>-<version>
+	// tag) and verified, and the missing tags were pointed at it by registry
+	// API: no build, no blob upload.
+	Reused    Result = "reused"
+	Failed    Result = "failed"    // its build, verification, copy or artifact failed
+	Skipped   Result = "skipped"   // its base image was not published
+	Cancelled Result = "cancelled" // interrupted (SIGINT, timeout) before it finished
 	// DryRun is the result of every image of a dry run (whose report is
 	// returned, never written).
 	DryRun Result = "dry-run"
@@ -73,6 +77,17 @@ type ImageReport struct {
 	// Artifact is the artifact file name (in ARTIFACTS_DIR) written for this
 	// image; "" when none was (base images, failures).
 	Artifact string `json:"artifact,omitempty"`
+	// Inputs are the image's build inputs; nil when it did not get that far.
+	Inputs *ReportInputs `json:"inputs,omitempty"`
+}
+
+// ReportInputs are what an image was published from: its inputs digest (the
+// plan.InputsLabel label) and the digests of the images it was built FROM.
+type ReportInputs struct {
+	Digest string `json:"digest"`
+	// Images maps each image the build starts from (the base image's hashed
+	// tag, external images such as ubuntu:20.04) to its digest.
+	Images map[string]string `json:"images,omitempty"`
 }
 
 // ReportTags are the tags an image is published under.

@@ -1,8 +1,6 @@
 package publish
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,41 +9,70 @@ import (
 	"github.com/determined-ai/environments/magefiles/registry"
 )
 
-// upToDate reports whether the published image already matches the spec: its
-// hashed tag exists, carries the spec's inputs digest in the plan.InputsLabel
-// label, has exactly the spec's platforms, and the versioned tag points at the
-// same digest. It returns that digest when it does, and otherwise why not
-// (for the log). Errors other than "not found" are returned: a registry that
-// cannot answer would fail the push as well.
-func upToDate(ctx context.Context, reg Registry, sp plan.Spec) (digest, why string, err error) {
-	img, err := reg.Inspect(ctx, sp.Tags.Hashed)
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		return "", sp.Tags.Hashed + " is not in the registry", nil
-	case err != nil:
-		return "", "", fmt.Errorf("checking whether %s is up to date: %w", sp.Tags.Hashed, err)
-	}
-	if got := img.Labels[plan.InputsLabel]; got != sp.InputsDigest {
-		if got == "" {
-			got = "none"
+// decision is what publish does with one image before building anything.
+type decision struct {
+	// digest is the published image to keep; "" means build.
+	digest string
+	result Result // UpToDate or Reused
+	// retag are the tags to point at digest first (Reused).
+	retag []string
+	// why a build is needed (for the log).
+	why string
+}
+
+// decide looks at what the image's tags (hashed, versioned) point at, as
+// registry.Lookup found and read them back, and picks:
+//
+//   - up to date: the hashed tag's image carries the spec's inputs digest in
+//     the plan.InputsLabel label and has exactly the spec's platforms, and the
+//     versioned tag points at it too;
+//   - reuse: one of the two tags holds such an image (a new commit that
+//     changed no input finds it at the <name>-<version> tag): the other tag is
+//     pointed at it;
+//   - build, saying why.
+//
+// Lookup read every manifest and config and checked every layer of what it
+// found, so a kept image needs no second verification.
+func decide(f registry.Found, sp plan.Spec) decision {
+	tags := sp.Tags.List()
+	var whys []string
+	fits := func(i int) bool {
+		d := f.Digests[i]
+		if d == "" {
+			whys = append(whys, tags[i]+" is not in the registry")
+			return false
 		}
-		return "", fmt.Sprintf("%s has inputs label %s, the plan wants %s", sp.Tags.Hashed, got, sp.InputsDigest), nil
+		if err := f.Problems[d]; err != nil {
+			whys = append(whys, fmt.Sprintf("%s (%s) cannot be read back: %v", tags[i], d, err))
+			return false
+		}
+		img := f.Images[d]
+		if got := img.Labels[plan.InputsLabel]; got != sp.InputsDigest {
+			if got == "" {
+				got = "none"
+			}
+			whys = append(whys, fmt.Sprintf("%s has inputs label %s, the plan wants %s", tags[i], got, sp.InputsDigest))
+			return false
+		}
+		if !samePlatforms(img.Platforms, sp.Platforms) {
+			whys = append(whys, fmt.Sprintf("%s is for %s, the plan wants %s", tags[i],
+				strings.Join(img.Platforms, ","), strings.Join(sp.Platforms, ",")))
+			return false
+		}
+		return true
 	}
-	if !samePlatforms(img.Platforms, sp.Platforms) {
-		return "", fmt.Sprintf("%s is for %s, the plan wants %s", sp.Tags.Hashed,
-			strings.Join(img.Platforms, ","), strings.Join(sp.Platforms, ",")), nil
-	}
-	ver, err := reg.Inspect(ctx, sp.Tags.Versioned)
+	hashed, versioned := f.Digests[0], f.Digests[1]
+	hashedOK := fits(0)
 	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		return "", sp.Tags.Versioned + " is not in the registry", nil
-	case err != nil:
-		return "", "", fmt.Errorf("checking whether %s is up to date: %w", sp.Tags.Versioned, err)
+	case hashedOK && versioned == hashed:
+		return decision{digest: hashed, result: UpToDate}
+	case hashedOK:
+		// The versioned tag is missing or holds something else.
+		return decision{digest: hashed, result: Reused, retag: tags[1:]}
+	case versioned != hashed && fits(1):
+		return decision{digest: versioned, result: Reused, retag: tags[:1]}
 	}
-	if ver.Digest != img.Digest {
-		return "", fmt.Sprintf("%s is %s but %s is %s", sp.Tags.Hashed, img.Digest, sp.Tags.Versioned, ver.Digest), nil
-	}
-	return img.Digest, "", nil
+	return decision{why: strings.Join(whys, "; ")}
 }
 
 // samePlatforms compares two platform lists as sets.

@@ -53,6 +53,7 @@ type Client struct {
 	initial  time.Duration
 	maxDelay time.Duration
 	timeout  time.Duration
+	mirrors  map[string]string // canonical registry host -> mirror (WithMirrors)
 }
 
 // Option configures a Client.

@@ -54,3 +54,6 @@ func (s *Status) Info(format string, a ...any) { s.line(s.faint, "   ", format, 
 func (s *Status) line(c *color.Color, tag, format string, a ...any) {
 	fmt.Fprintf(s.w, "%s %s\n", c.Sprint(tag), fmt.Sprintf(format, a...))
 }
+
+// Warn reports a problem the run works around.
+func (s *Status) Warn(format string, a ...any) { s.line(s.fail, "WRN", format, a...) }

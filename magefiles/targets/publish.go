@@ -15,7 +15,7 @@ func publishImages(ctx context.Context, images []string, ngc bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = publish.Run(ctx, e, registry.New(), publish.Options{Images: images, Dockerhub: true, NGC: ngc && e.Settings.NGCPublish})
+	_, err = publish.Run(ctx, e, registry.New(registry.WithMirrors(e.Settings.Mirrors)), publish.Options{Images: images, Dockerhub: true, NGC: ngc && e.Settings.NGCPublish})
 	return err
 }
 
@@ -26,7 +26,7 @@ func publishImages(ctx context.Context, images []string, ngc bool) error {
 // written. Up-to-date images are not rebuilt. Reads WITH_MPI, WITH_OFI,
 // WITH_NCCL, WITH_AWS_TRACE, NGC_PUBLISH, DOCKERHUB_REGISTRY, REGISTRY_REPO,
 // NGC_REGISTRY, ARTIFACTS_DIR, FORCE, ALLOW_DIRTY, JOBS, CACHE, RECIPES_DIR,
-// BUILDX_BUILDER, DRY_RUN.
+// BUILDX_BUILDER, REGISTRY_MIRRORS, DRY_RUN.
 func Publish(ctx context.Context) error { return publishImages(ctx, nil, true) }
 
 // PublishDockerhub publishes every image to $DOCKERHUB_REGISTRY/$REGISTRY_REPO only.

@@ -60,6 +60,9 @@ type Settings struct {
 	// host's); PlatformExplicit is true when PLATFORM was set.
 	Platform         string
 	PlatformExplicit bool
+	// Mirrors (REGISTRY_MIRRORS) maps a registry host to the mirror external
+	// base images are resolved through, as the builder pulls them.
+	Mirrors map[string]string
 }
 
 // Variables lists every environment variable Parse reads, for documentation
@@ -69,6 +72,7 @@ var Variables = []string{
 	"DOCKERHUB_REGISTRY", "REGISTRY_REPO", "NGC_REGISTRY", "ARTIFACTS_DIR", "PUBLISH_REPORT",
 	"DRY_RUN", "PUSH", "FORCE", "ALLOW_DIRTY", "JOBS", "CACHE", "RECIPES_DIR", "BUILDX_BUILDER",
 	"PLATFORM",
+	"REGISTRY_MIRRORS",
 }
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
@@ -144,6 +148,13 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 	var err error
 	if s.Platform, s.PlatformExplicit, err = parsePlatform(env); err != nil {
 		errs = append(errs, err)
+	}
+	if v, _ := env("REGISTRY_MIRRORS"); v != "" {
+		m, err := parseMirrors(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.Mirrors = m
 	}
 	errs = append(errs, s.validate()...)
 	if len(errs) > 0 {
@@ -284,6 +295,7 @@ func (s Settings) Describe() []string {
 		"DRY_RUN=" + b(s.DryRun), "PUSH=" + b(s.Push), "FORCE=" + b(s.Force), "ALLOW_DIRTY=" + b(s.AllowDirty),
 		"JOBS=" + strconv.Itoa(s.Jobs), "CACHE=" + s.Cache, "RECIPES_DIR=" + s.RecipesDir, "BUILDX_BUILDER=" + s.Builder,
 		"PLATFORM=" + s.Platform,
+		"REGISTRY_MIRRORS=" + describeMirrors(s.Mirrors),
 	}
 }
 

@@ -15,6 +15,9 @@ hooks=$(dirname "$0")/hooks
 mkdir -p "$dir"
 env | sort > "$dir/env"
 uname -m > "$dir/arch"
+# The scenario's nonce: an input of every stage, so no two scenarios share
+# images by their inputs.
+cat "$(dirname "$0")/e2e-scenario" > "$dir/scenario" 2>/dev/null || true
 echo "e2e-record $stage arch=$(uname -m)"
 if [ -f "$hooks/slow-if" ] && grep -qxF -f "$hooks/slow-if" "$dir/env"; then
     echo "e2e-slow-step-started $stage"

@@ -1,0 +1,119 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/determined-ai/environments/magefiles/plan"
+)
+
+// Content addressing (docs/publishing.md, "Reuse"): an image is built FROM
+// its base by digest and from external images by digest, and those digests
+// are part of its inputs digest; an image whose inputs are already published
+// is kept (up to date) or reused (its other tag pointed at it), never rebuilt.
+
+// resolveExternal resolves every external image of specs (ubuntu:20.04,
+// nvidia/cuda:...) to the digest it has now, once per run, before anything
+// is built; dry runs use a placeholder.
+func (p *publisher) resolveExternal(ctx context.Context, specs []plan.Spec) error {
+	p.external = map[string]string{}
+	for _, sp := range specs {
+		for _, ref := range sp.External {
+			if _, done := p.external[ref]; done {
+				continue
+			}
+			if p.dry {
+				p.external[ref] = plan.DigestPlaceholder
+				continue
+			}
+			d, err := p.reg.Resolve(ctx, ref)
+			if err != nil {
+				return fmt.Errorf("publish: resolving the external image %s (of %s) to a digest: %w", ref, sp.Image.Name, err)
+			}
+			p.external[ref] = d
+			p.status().Info("%s is %s", ref, d)
+		}
+	}
+	return nil
+}
+
+// pin returns sp built FROM its base and external images by digest: the
+// base's digest as published (up to date, reused or built and verified) in
+// this run, a placeholder in dry runs.
+func (p *publisher) pin(sp plan.Spec) (plan.Spec, error) {
+	digests := map[string]string{}
+	for _, ref := range sp.External {
+		d, ok := p.external[ref]
+		if !ok {
+			return sp, fmt.Errorf("image %s: external image %s was not resolved", sp.Image.Name, ref)
+		}
+		digests[ref] = d
+	}
+	if sp.BaseTag != "" {
+		d := p.published(sp.Base)
+		switch {
+		case p.dry:
+			d = plan.DigestPlaceholder
+		case d == "":
+			return sp, fmt.Errorf("image %s: its base %s has no published digest in this run", sp.Image.Name, sp.Base)
+		}
+		digests[sp.BaseTag] = d
+	}
+	sp = plan.Pin(sp, digests)
+	if un := plan.Unpinned(sp); len(un) > 0 {
+		return sp, fmt.Errorf("image %s: not pinned by digest: %s", sp.Image.Name, strings.Join(un, ", "))
+	}
+	return sp, nil
+}
+
+// published is the digest image was published at in this run ("" if not yet).
+func (p *publisher) published(image string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.digests[image]
+}
+
+func (p *publisher) setPublished(image, digest string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.digests == nil {
+		p.digests = map[string]string{}
+	}
+	p.digests[image] = digest
+}
+
+// keep decides whether sp needs a build (see decide). When it does not, it
+// points the missing tags at the image found (Reused) and returns its
+// digest, already verified: Lookup read it back completely and Tag checked
+// every tag it set. Registry trouble while deciding means a build, with a
+// warning: the build's push and verification will tell.
+func (p *publisher) keep(ctx context.Context, sp plan.Spec) (digest string, result Result) {
+	found, err := p.reg.Lookup(ctx, sp.Tags.List())
+	if err != nil {
+		p.status().Warn("%s: cannot tell whether it is up to date, building it: %v", sp.Image.Name, err)
+		return "", Built
+	}
+	dec := decide(found, sp)
+	if dec.digest == "" {
+		p.status().Info("%s needs a build: %s", sp.Image.Name, dec.why)
+		return "", Built
+	}
+	if len(dec.retag) > 0 {
+		src := repoOf(sp.Tags.Hashed) + "@" + dec.digest
+		if err := p.reg.Tag(ctx, src, dec.retag); err != nil {
+			p.status().Warn("%s: could not point %s at %s, building it: %v", sp.Image.Name, strings.Join(dec.retag, " "), src, err)
+			return "", Built
+		}
+		p.status().Info("%s reused: %s now points at %s (same inputs %s)", sp.Image.Name, strings.Join(dec.retag, " "), dec.digest, sp.InputsDigest)
+		return dec.digest, dec.result
+	}
+	p.status().Info("%s is up to date (%s)", sp.Image.Name, dec.digest)
+	return dec.digest, dec.result
+}
+
+// reportInputs is the report's view of sp's inputs.
+func reportInputs(sp plan.Spec) *ReportInputs {
+	return &ReportInputs{Digest: sp.InputsDigest, Images: maps.Clone(sp.Pinned)}
+}
