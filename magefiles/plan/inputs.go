@@ -123,20 +123,31 @@ func Unpinned(sp Spec) []string {
 
 // inputsDigest hashes what determines the image's content: recipe file name,
 // stage, platforms, what the stage reads (sources digest), the build
-// arguments except the label ones (base and external images by digest once
-// pinned), build contexts and secret ids. Neither the commit nor the version
+// arguments except the label ones (an image pinned by digest by its digest
+// only), build contexts and secret ids. Neither the commit nor the version
 // is an input.
 func inputsDigest(sp Spec) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "recipe=%s\ntarget=%s\nplatforms=%s\nsources=%s\n",
 		filepath.Base(sp.Recipe), sp.Target, strings.Join(sp.Platforms, ","), sp.Sources)
+	// An image pinned by digest counts by its digest alone: the base's
+	// hashed tag names the commit, and its registry may be a mirror.
+	byDigest := map[string]string{}
+	for ref, d := range sp.Pinned {
+		byDigest[ref+"@"+d] = "@" + d
+	}
 	for _, a := range sp.BuildArgs {
 		if !IsLabelArg(a.Name) {
-			fmt.Fprintf(h, "arg %s=%s\n", a.Name, a.Value)
+			v := a.Value
+			if d, ok := byDigest[v]; ok {
+				v = d
+			}
+			fmt.Fprintf(h, "arg %s=%s\n", a.Name, v)
 		}
 	}
 	for _, c := range sp.Contexts {
-		fmt.Fprintf(h, "context %s\n", c)
+		name, _, _ := strings.Cut(c, "=")
+		fmt.Fprintf(h, "context %s=%s\n", name, byDigest[name+"@"+sp.Pinned[name]])
 	}
 	ids := append([]string(nil), sp.Secrets...)
 	sort.Strings(ids)

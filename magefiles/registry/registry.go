@@ -51,7 +51,6 @@ type Client struct {
 	keychain authn.Keychain
 	attempts int
 	initial  time.Duration
-	maxDelay time.Duration
 	timeout  time.Duration
 	mirrors  map[string]string // canonical registry host -> mirror (WithMirrors)
 }
@@ -80,8 +79,8 @@ func WithKeychain(k authn.Keychain) Option {
 }
 
 // WithRetry sets how many times a request (or, for uploads, a whole blob
-// upload) is attempted and the first backoff delay. Delays double, get
-// jitter and are capped at 15s. Default: 14 attempts, 1s (see retry.go).
+// upload) is attempted and the first backoff delay. Delays grow 1.6x and
+// get jitter. Default: 10 attempts, 1s (see retry.go).
 func WithRetry(attempts int, initial time.Duration) Option {
 	return func(c *Client) {
 		c.attempts = max(attempts, 1)
@@ -108,7 +107,6 @@ func New(opts ...Option) *Client {
 		keychain: authn.DefaultKeychain,
 		attempts: defaultAttempts,
 		initial:  defaultInitial,
-		maxDelay: defaultMaxDelay,
 		timeout:  defaultTimeout,
 	}
 	for _, o := range opts {

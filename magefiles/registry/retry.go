@@ -12,17 +12,20 @@ import (
 
 // Retry policy (docs/publishing.md, "Retries and limits"). Each request is
 // repeated by go-containerregistry's retry transport on the statuses of
-// retryStatuses and on network errors, with exponential backoff: 1 s,
-// doubling, capped at 15 s, jitter 25%, 14 attempts, so a request gives up
-// after about 2 minutes (2m13s of waiting) of failures in a row. A
-// Retry-After is waited for first (up to maxRetryAfter; longer ones fail the
-// request at once). An Inspect, Verify, Head or Tag never takes longer than
-// the client's timeout (default 5 minutes) and a Copy stops after that long
-// without progress.
+// retryStatuses and on network errors, with exponential backoff: 10
+// attempts, waits of 1 s growing by 1.6x (plus up to 20% jitter), so a
+// request gives up after 113-135 s of failures in a row; its attempts come at
+// about 0, 1, 2.6, 5.2, 9.3, 16, 26, 43, 70 and 113 s. (No Cap: ggcr's
+// backoff stops retrying once a Cap is reached.) A Retry-After is waited for
+// first (up to maxRetryAfter; a longer one fails the request at once). An
+// Inspect, Verify, Lookup, Tag or Resolve never takes longer than the
+// client's timeout (default 5 minutes); a Copy stops after that long without
+// progress.
 const (
-	defaultAttempts = 14
+	defaultAttempts = 10
 	defaultInitial  = time.Second
-	defaultMaxDelay = 15 * time.Second
+	backoffFactor   = 1.6
+	backoffJitter   = 0.2
 	defaultTimeout  = 5 * time.Minute
 	// maxRetryAfter is the longest Retry-After waited for.
 	maxRetryAfter = 2 * time.Minute
@@ -48,7 +51,7 @@ func (c *Client) retryOptions() []remote.Option {
 	return []remote.Option{
 		remote.WithRetryStatusCodes(retryStatuses...),
 		remote.WithRetryPredicate(opRetryable),
-		remote.WithRetryBackoff(remote.Backoff{Duration: c.initial, Factor: 2, Jitter: 0.25, Steps: c.attempts, Cap: c.maxDelay}),
+		remote.WithRetryBackoff(remote.Backoff{Duration: c.initial, Factor: backoffFactor, Jitter: backoffJitter, Steps: c.attempts}),
 	}
 }
 
