@@ -36,8 +36,9 @@ func writeGate(t *testing.T) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-func anonClient() *registry.Client {
-	return registry.New(registry.WithKeychain(authn.NewMultiKeychain()))
+// anonClient is the harness's client with no credentials.
+func (h *harness) anonClient() *registry.Client {
+	return registry.New(registry.WithKeychain(authn.NewMultiKeychain()), registry.WithMirrors(map[string]string{"docker.io": h.mirror}))
 }
 
 // seed writes files an earlier run left behind.
@@ -64,7 +65,7 @@ func TestMissingDockerHubLoginFailsBeforeAnyBuild(t *testing.T) {
 	h.env["DOCKERHUB_REGISTRY"] = gate + "/determinedai"
 	stale := filepath.Join(h.artifactsDir(), "publish-tf1-cpu-0")
 	seed(t, map[string]string{stale: "tf1_cpu_0_hashed: old\n", h.reportPath(): `{"ok": true}`})
-	_, err := h.run(context.Background(), anonClient(), Options{Images: []string{"tf1-cpu"}, Dockerhub: true, NGC: true})
+	_, err := h.run(context.Background(), h.anonClient(), Options{Images: []string{"tf1-cpu"}, Dockerhub: true, NGC: true})
 	if err == nil {
 		t.Fatal("publish without a Docker Hub login succeeded")
 	}
@@ -85,7 +86,7 @@ func TestMissingNGCLoginFailsBeforeAnyBuild(t *testing.T) {
 	h := newHarness(t)
 	gate := writeGate(t)
 	h.env["NGC_REGISTRY"] = gate + "/ngc"
-	_, err := h.run(context.Background(), anonClient(), Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true})
+	_, err := h.run(context.Background(), h.anonClient(), Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true})
 	if err == nil || !strings.Contains(err.Error(), "no permission to push to "+gate+"/ngc/environments") {
 		t.Fatalf("publish without an NGC login: %v", err)
 	}
@@ -97,7 +98,7 @@ func TestMissingNGCLoginFailsBeforeAnyBuild(t *testing.T) {
 	}
 	// NGC is not checked when nothing goes there.
 	h.env["NGC_PUBLISH"] = "0"
-	if _, err := h.run(context.Background(), anonClient(), Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}); err != nil {
+	if _, err := h.run(context.Background(), h.anonClient(), Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}); err != nil {
 		t.Fatalf("publish with NGC_PUBLISH=0: %v", err)
 	}
 }
