@@ -552,13 +552,20 @@ func TestOptionsNeedDockerhub(t *testing.T) {
 	}
 }
 
-func TestAMovedBaseRebuildsTheImagesOnIt(t *testing.T) {
+// publishedTF2CPU is a harness in which tf2-cpu (and its base) are published.
+func publishedTF2CPU(t *testing.T) (*harness, Options) {
+	t.Helper()
 	h := newHarness(t)
-	ctx := context.Background()
 	o := Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}
-	if _, err := h.run(ctx, h.client(), o); err != nil {
+	if _, err := h.run(context.Background(), h.client(), o); err != nil {
 		t.Fatal(err)
 	}
+	return h, o
+}
+
+func TestAMovedBaseRebuildsTheImagesOnIt(t *testing.T) {
+	h, o := publishedTF2CPU(t)
+	ctx := context.Background()
 	// The base is replaced under both its tags by other content with the
 	// same inputs label (what a FORCE=1 base-only run leaves behind). The base
 	// is then up to date at its new digest, and tf2-cpu, built FROM the old
@@ -620,12 +627,8 @@ func TestAMovedBaseRebuildsTheImagesOnIt(t *testing.T) {
 }
 
 func TestAMovedVersionTagIsPointedBackWithoutBuilds(t *testing.T) {
-	h := newHarness(t)
+	h, o := publishedTF2CPU(t)
 	ctx := context.Background()
-	o := Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}
-	if _, err := h.run(ctx, h.client(), o); err != nil {
-		t.Fatal(err)
-	}
 	base, _ := tagsOf(t, h, "cpu-py-38-base")
 	want, _ := digestOf(t, base.Hashed)
 	idx, err := randomIndex([]string{"linux/amd64"}, nil)

@@ -5,16 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
-
-// pushCheckTimeout bounds one push-permission check: it is a handful of
-// requests, and its point is to fail fast.
-const pushCheckTimeout = 30 * time.Second
 
 // PushDeniedError says that the credentials found for a registry do not allow
 // pushing to a repository, and which login would fix it.
@@ -45,8 +40,9 @@ func LoginHint(registry string) string {
 // CheckPush checks that the credentials the keychain holds for repo's
 // registry allow pushing to repo, with go-containerregistry's
 // remote.CheckPushPermission (a token for the push scope, then an upload that
-// is started and cancelled). A refusal is a *PushDeniedError; a registry that
-// cannot be reached fails within pushCheckTimeout. Nothing is pushed.
+// is started and cancelled). A refusal is a *PushDeniedError; its requests
+// are retried like every other (retry.go), and a registry that cannot be
+// reached fails within the client's timeout. Nothing is pushed.
 func (c *Client) CheckPush(ctx context.Context, repo string) error {
 	var opts []name.Option
 	if IsLoopback(repo) {
@@ -56,11 +52,12 @@ func (c *Client) CheckPush(ctx context.Context, repo string) error {
 	if err != nil {
 		return fmt.Errorf("checking push permission: parsing repository %q: %w", repo, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, pushCheckTimeout)
+	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	// CheckPushPermission takes no context: the transport carries ours, so
-	// the check honours the timeout and Ctrl-C.
-	rt := contextTransport{ctx: ctx, inner: c.base}
+	// the check honours the timeout and Ctrl-C. It takes no remote options
+	// either, so ggcr's retry transport is put in here.
+	rt := c.retrying(contextTransport{ctx: ctx, inner: c.transport(newActivity(), nil)})
 	err = remote.CheckPushPermission(r.Tag("push-permission-check"), c.keychain, rt)
 	if err == nil {
 		return nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	memreg "github.com/google/go-containerregistry/pkg/registry"
@@ -115,7 +116,7 @@ func TestCheckPushToAnUnreachableRegistryFails(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	host := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close() // nothing listens there now
-	err := New(WithKeychain(anonymous)).CheckPush(context.Background(), host+"/org/repo")
+	err := New(WithKeychain(anonymous), WithRetry(2, time.Millisecond)).CheckPush(context.Background(), host+"/org/repo")
 	var denied *PushDeniedError
 	if err == nil || errors.As(err, &denied) || !strings.Contains(err.Error(), host) {
 		t.Fatalf("CheckPush to a closed port: %v", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Retry policy (docs/publishing.md, "Retries and limits"). Each request is
@@ -51,8 +52,21 @@ func (c *Client) retryOptions() []remote.Option {
 	return []remote.Option{
 		remote.WithRetryStatusCodes(retryStatuses...),
 		remote.WithRetryPredicate(opRetryable),
-		remote.WithRetryBackoff(remote.Backoff{Duration: c.initial, Factor: backoffFactor, Jitter: backoffJitter, Steps: c.attempts}),
+		remote.WithRetryBackoff(c.backoff()),
 	}
+}
+
+// retrying wraps rt in ggcr's retry transport with the same policy, for
+// library calls that take a transport but no remote options.
+func (c *Client) retrying(rt http.RoundTripper) http.RoundTripper {
+	return transport.NewRetry(rt,
+		transport.WithRetryStatusCodes(retryStatuses...),
+		transport.WithRetryPredicate(opRetryable),
+		transport.WithRetryBackoff(c.backoff()))
+}
+
+func (c *Client) backoff() remote.Backoff {
+	return remote.Backoff{Duration: c.initial, Factor: backoffFactor, Jitter: backoffJitter, Steps: c.attempts}
 }
 
 // giveUpError stops ggcr's retries: the registry asked for a longer wait
