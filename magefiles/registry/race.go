@@ -75,7 +75,7 @@ func (c *Client) pushRacing(ctx context.Context, opts []remote.Option, dst name.
 			return attempt - 1, fmt.Errorf("still refused after %d pushes (a concurrent write of the same blobs would have settled by now): %w", attempt, err)
 		}
 		wait := delay/2 + rand.N(delay/2+1)
-		delay = min(2*delay, c.maxDelay)
+		delay = min(2*delay, raceMaxDelay)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

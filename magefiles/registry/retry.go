@@ -30,6 +30,8 @@ const (
 	defaultTimeout  = 5 * time.Minute
 	// maxRetryAfter is the longest Retry-After waited for.
 	maxRetryAfter = 2 * time.Minute
+	// raceMaxDelay caps the waits between the pushes of pushRacing.
+	raceMaxDelay = 5 * time.Second
 )
 
 // retryStatuses are the HTTP statuses a request is repeated on.
