@@ -32,7 +32,7 @@ func CheckEngine(ctx context.Context, r *run.Runner) (string, error) {
 		if err == nil {
 			err = fmt.Errorf("`docker version` printed %q", out)
 		}
-		return "", fmt.Errorf("no Docker Engine is reachable at %s (%v): a local build loads its images into the engine; "+
+		return "", fmt.Errorf("no Docker Engine is reachable at %s (%w): a local build loads its images into the engine; "+
 			"start Docker (Docker Desktop, or `sudo systemctl start docker`) or point DOCKER_HOST at a running engine, then retry; "+
 			"PUSH=1 (build and push every platform) and publish need no engine", where, err)
 	}
