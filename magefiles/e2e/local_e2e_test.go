@@ -307,3 +307,30 @@ func TestMultiNodeBuilderPublishes(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalBuildWithoutAnEngineStopsFirst: with DOCKER_HOST pointing at no
+// engine, `build tf2-cpu` stops before any build, saying so and how to fix
+// it; `PUSH=1` in the same place needs no engine and builds.
+func TestLocalBuildWithoutAnEngineStopsFirst(t *testing.T) {
+	requireTarget(t, "build")
+	sc := newScenario(t, map[string]string{"REGISTRY_REPO": "environments-noengine"}, nil)
+	nowhere := map[string]string{"DOCKER_HOST": "unix://" + filepath.Join(t.TempDir(), "no-engine.sock")}
+	before := snapshotRegistries(t)
+	r := sc.run(nowhere, "build", "tf2-cpu")
+	if r.code == 0 {
+		t.Fatalf("a local build without an engine succeeded:\n%s", r.tail(40))
+	}
+	for _, want := range []string{"no Docker Engine is reachable at DOCKER_HOST=" + nowhere["DOCKER_HOST"], "start Docker", "PUSH=1"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, r.tail(20))
+		}
+	}
+	if strings.Contains(r.out, "building ") || strings.Contains(r.out, "e2e-record") {
+		t.Errorf("a build started without an engine:\n%s", r.tail(40))
+	}
+	registriesUnchanged(t, "a local build without an engine", before)
+	nowhere["PUSH"] = "1"
+	if r := sc.run(nowhere, "build", "tf2-cpu"); r.code != 0 {
+		t.Errorf("PUSH=1 build without an engine failed (exit %d):\n%s", r.code, r.tail(40))
+	}
+}
