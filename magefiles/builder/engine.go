@@ -25,7 +25,7 @@ func Driver(inspect string) string {
 func CheckEngine(ctx context.Context, r *run.Runner) (string, error) {
 	out, err := r.Output(ctx, "docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
 	if err != nil || !strings.Contains(out, "/") {
-		where := "the default Docker socket"
+		where := "the current docker context (`docker context ls`; DOCKER_HOST is not set)"
 		if h := os.Getenv("DOCKER_HOST"); h != "" {
 			where = "DOCKER_HOST=" + h
 		}
