@@ -73,6 +73,7 @@ func localize(sp *Spec, s variant.Settings, platform string, keepBase bool) erro
 	if err := foldBase(sp, s); err != nil {
 		return err
 	}
+	sp.BaseTag = "" // no base image: the base stage is built in the same build
 	if !keepBase {
 		sp.Base = ""
 	}

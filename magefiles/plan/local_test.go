@@ -117,6 +117,9 @@ func TestLocalBuildNeverNamesTheBaseTag(t *testing.T) {
 		if sp.Image.Base != "" && !slices.Contains(sp.Argv, "FRAMEWORK_BASE=base") {
 			t.Errorf("%s does not build its base stage: %s", sp.Image.Name, line)
 		}
+		if sp.BaseTag != "" || len(Unpinned(sp)) != 0 {
+			t.Errorf("%s starts from a base image %q (unpinned %v); a local build starts from the base stage", sp.Image.Name, sp.BaseTag, Unpinned(sp))
+		}
 	}
 }
 
