@@ -18,6 +18,36 @@ import (
 // with containerd and runc); the docker CLI stays the preinstalled one.
 var enginePackages = []string{"docker.io"}
 
+// policyRCD is Debian's hook that tells package scripts whether they may
+// start services; exit status 101 means no.
+const policyRCD = "/usr/sbin/policy-rc.d"
+
+// provisionEngine returns the dockerd to run. A dockerd already installed
+// (Debian's docker.io, or Docker's own docker-ce, which docker.io would
+// replace) is used as it is; otherwise docker.io is installed, with package
+// scripts told not to start the system's Docker service (policy-rc.d, only
+// for the install, when the host has none): the stack runs a dockerd of its
+// own and nothing else may start.
+func provisionEngine(ctx context.Context, apt *aptState) (string, error) {
+	if p, err := lookPath("dockerd"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat(policyRCD); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(policyRCD, []byte("#!/bin/sh\n# written by the e2e stack while it installs docker.io\nexit 101\n"), 0o755); err != nil {
+			return "", fmt.Errorf("stack: %w", err)
+		}
+		defer os.Remove(policyRCD)
+	}
+	if err := apt.install(ctx, enginePackages); err != nil {
+		return "", err
+	}
+	p, err := lookPath("dockerd")
+	if err != nil {
+		return "", fmt.Errorf("stack: dockerd not found after installing %v: %w", enginePackages, err)
+	}
+	return p, nil
+}
+
 // startEngine starts a Docker Engine (Debian's dockerd) as root with its own
 // data root, exec root, pid file and socket, no bridge, no iptables and no
 // IP forwarding (nothing here needs container networking), its own empty

@@ -155,11 +155,8 @@ func Provision(ctx context.Context, o Options) (Tools, error) {
 	}
 
 	if o.Engine {
-		if err := apt.install(ctx, enginePackages); err != nil {
+		if t.Dockerd, err = provisionEngine(ctx, apt); err != nil {
 			return t, err
-		}
-		if t.Dockerd, err = lookPath("dockerd"); err != nil {
-			return t, fmt.Errorf("stack: dockerd not found after installing %v: %w", enginePackages, err)
 		}
 	}
 
