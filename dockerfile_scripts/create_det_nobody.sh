@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Creates the det-nobody user and group (uid/gid 65533) with an existing home
-# directory; Determined runs tasks as this user when no other is configured.
-# Idempotent.
+# Creates the det-nobody user and group (uid/gid 65533, shell /bin/bash, home
+# /tmp/det-nobody, which exists); Determined runs tasks as this user when no
+# other is configured. Idempotent.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 name=det-nobody
 id=65533
-home="/home/${name}"
+home="/tmp/${name}"
 
 if ! getent group "${name}" >/dev/null; then
     groupadd --gid "${id}" "${name}"

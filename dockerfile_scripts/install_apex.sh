@@ -10,7 +10,7 @@ if [[ -z "${APEX_GIT:-}" ]]; then
     log "APEX_GIT is empty: no apex"
     exit 0
 fi
-if ! python3 -c 'import torch' 2>/dev/null; then
+if ! python -c 'import torch' 2>/dev/null; then
     echo "APEX_GIT is set but PyTorch is not installed (TORCH_PIP)" >&2
     exit 1
 fi
@@ -21,4 +21,4 @@ log "building apex from ${APEX_GIT} for ${TORCH_CUDA_ARCH_LIST:-the default CUDA
 pip_install --no-build-isolation \
     --global-option=--cpp_ext --global-option=--cuda_ext \
     "git+${APEX_GIT}"
-python3 -c 'import apex, amp_C; print("apex with CUDA extensions")'
+python -c 'import apex, amp_C; print("apex with CUDA extensions")'

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs DeepSpeed from DEEPSPEED_PIP (a pip argument list, e.g.
 # "deepspeed==0.8.3" or "git+https://...@branch"); empty means skip.
-# The commonly used ops are compiled ahead of time for TORCH_CUDA_ARCH_LIST
-# (the rest stay JIT-compiled on first use).
+# All of DeepSpeed's ops are compiled ahead of time (DS_BUILD_OPS=1) for
+# TORCH_CUDA_ARCH_LIST, with what they need: libaio (async I/O), triton 1.0.0
+# (sparse attention) and pdsh (the multi-node launcher).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,8 +15,8 @@ fi
 if [[ -n "${TORCH_CUDA_ARCH_LIST:-}" ]]; then
     export TORCH_CUDA_ARCH_LIST
 fi
-export DS_BUILD_CPU_ADAM=1 DS_BUILD_FUSED_ADAM=1 DS_BUILD_FUSED_LAMB=1 DS_BUILD_UTILS=1
-pip_install "ninja"
-log "installing DeepSpeed: ${DEEPSPEED_PIP}"
-pip_spec_install "${DEEPSPEED_PIP}"
-ds_report
+apt_install pdsh libaio-dev
+pip_install triton==1.0.0
+log "installing DeepSpeed with all ops prebuilt: ${DEEPSPEED_PIP}"
+DS_BUILD_OPS=1 pip_spec_install "--no-binary deepspeed ${DEEPSPEED_PIP}"
+python -m deepspeed.env_report

@@ -2,20 +2,16 @@
 # Installs the deep-learning frameworks named by the *_PIP build arguments,
 # each a pip argument list ("torch==1.12.0+cpu -f URL"); empty means skip:
 #   TENSORFLOW_PIP, TORCH_PIP, TORCHVISION_PIP, TORCH_TB_PROFILER_PIP
+# Arguments, if any, are pip requirements installed first (the ROCm stage
+# passes protobuf==3.20.1).
 #
-# On arm64 the CPU pins name amd64-only wheels, so they are mapped (see
-# docs/images.md): a "+cpu" local version is dropped (torch==1.12.0+cpu ->
-# torch==1.12.0, the aarch64 wheels carry no local version), and
-# tensorflow-cpu==V becomes tensorflow==V for V >= 2.10 (Google publishes
-# aarch64 wheels of "tensorflow" from 2.10 on) or tensorflow-aarch64==V before.
+# On arm64 the CPU pins name amd64-only wheels, so they are mapped as the
+# previous images did: a "+cpu" local version is dropped (torch==1.12.0+cpu ->
+# torch==1.12.0, the aarch64 wheels carry no local version) and
+# tensorflow-cpu==V becomes tensorflow-aarch64==V.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
-# version_ge A B: A >= B in version order.
-version_ge() {
-    [[ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$2" ]]
-}
 
 # for_arch SPEC: SPEC with its requirements adapted to the target architecture.
 for_arch() {
@@ -28,12 +24,7 @@ for_arch() {
     for word in "${words[@]}"; do
         case "${word}" in
         tensorflow-cpu==*)
-            local v="${word#tensorflow-cpu==}"
-            if version_ge "${v}" 2.10; then
-                word="tensorflow==${v}"
-            else
-                word="tensorflow-aarch64==${v}"
-            fi
+            word="tensorflow-aarch64==${word#tensorflow-cpu==}"
             ;;
         *==*+cpu)
             word="${word%+cpu}"
@@ -43,6 +34,11 @@ for_arch() {
     done
     printf '%s\n' "${out[*]}"
 }
+
+if (($# > 0)); then
+    log "installing $*"
+    pip_install "$@"
+fi
 
 for name in TENSORFLOW_PIP TORCH_PIP TORCHVISION_PIP TORCH_TB_PROFILER_PIP; do
     adapted="$(for_arch "${!name:-}")"
@@ -55,8 +51,8 @@ for name in TENSORFLOW_PIP TORCH_PIP TORCHVISION_PIP TORCH_TB_PROFILER_PIP; do
 done
 
 if [[ -n "${TENSORFLOW_PIP:-}" ]]; then
-    python3 -c 'import tensorflow as tf; print("tensorflow", tf.__version__)'
+    python -c 'import tensorflow as tf; print("tensorflow", tf.__version__)'
 fi
 if [[ -n "${TORCH_PIP:-}" ]]; then
-    python3 -c 'import torch; print("torch", torch.__version__)'
+    python -c 'import torch; print("torch", torch.__version__)'
 fi

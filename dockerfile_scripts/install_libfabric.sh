@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Builds libfabric (OFI) into /usr/local unless it is already there. Used by
-# install_mpi.sh (WITH_OFI=1) and install_nccl.sh (the AWS OFI-NCCL plugin).
+# Builds libfabric (OFI) into /container/ofi unless it is already there. Used
+# by install_mpi.sh when WITH_OFI=1. The verbs provider needs the verbs and
+# RDMA CM headers (libibverbs-dev, librdmacm-dev: install_deb_packages.sh).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LIBFABRIC_VERSION=1.15.1
+PREFIX=/container/ofi
 
-if [[ -e /usr/local/lib/libfabric.so ]]; then
+if [[ -e "${PREFIX}/lib/libfabric.so" ]]; then
     log "libfabric is already installed"
     exit 0
 fi
@@ -18,7 +20,7 @@ fetch "https://github.com/ofiwg/libfabric/releases/download/v${LIBFABRIC_VERSION
 tar -xjf "${work}/libfabric.tar.bz2" -C "${work}"
 (
     cd "${work}/libfabric-${LIBFABRIC_VERSION}"
-    ./configure --prefix=/usr/local --enable-verbs --enable-efa --enable-tcp --enable-sockets
+    ./configure --prefix="${PREFIX}" --enable-verbs --enable-efa --enable-tcp --enable-sockets
     make -j "$(make_jobs)"
     make install
 )

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# CUDA images only. When WITH_NCCL=1: builds NCCL, GDRCopy (library only) and
-# the AWS OFI-NCCL plugin into /usr/local. WITH_NCCL empty or 0: does nothing.
+# CUDA images only. When WITH_NCCL=1: builds NCCL into /container/nccl and
+# GDRCopy's library into /usr; with WITH_OFI=1 as well, the AWS OFI-NCCL
+# plugin (NCCL over libfabric, e.g. AWS EFA) into /container/aws. WITH_NCCL
+# empty or 0: does nothing (the CUDA image's NCCL, if any, is used).
 #
 # WITH_AWS_TRACE=1 builds the plugin with tracing (--enable-trace) from an
 # internal source tarball instead of the public release. Its location comes
@@ -13,7 +15,9 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-NCCL_VERSION=2.12.12-1
+NCCL_VERSION=2.15.5-1
+# NCCL is built for sm_80 (A100), the GPUs of the EFA systems it is for.
+NCCL_GENCODE="-gencode=arch=compute_80,code=sm_80"
 GDRCOPY_VERSION=2.3
 AWS_OFI_NCCL_VERSION=1.4.0-aws
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
@@ -34,12 +38,11 @@ fi
 work="$(mktemp -d)"
 
 log "building NCCL ${NCCL_VERSION}"
-fetch "https://github.com/NVIDIA/nccl/archive/refs/tags/v${NCCL_VERSION}.tar.gz" "${work}/nccl.tgz"
-tar -xzf "${work}/nccl.tgz" -C "${work}"
+git clone --quiet --depth 1 --branch "v${NCCL_VERSION}" https://github.com/NVIDIA/nccl.git "${work}/nccl"
 (
-    cd "${work}/nccl-${NCCL_VERSION}"
-    make -j "$(make_jobs)" src.build CUDA_HOME="${CUDA_HOME}"
-    make install PREFIX=/usr/local
+    cd "${work}/nccl"
+    make -j "$(make_jobs)" src.build CUDA_HOME="${CUDA_HOME}" NVCC_GENCODE="${NCCL_GENCODE}"
+    make install PREFIX=/container/nccl
 )
 
 log "building GDRCopy ${GDRCOPY_VERSION} (library)"
@@ -47,16 +50,18 @@ fetch "https://github.com/NVIDIA/gdrcopy/archive/refs/tags/v${GDRCOPY_VERSION}.t
 tar -xzf "${work}/gdrcopy.tgz" -C "${work}"
 (
     cd "${work}/gdrcopy-${GDRCOPY_VERSION}"
-    make prefix=/usr/local PREFIX=/usr/local CUDA="${CUDA_HOME}" lib lib_install
+    make prefix=/usr CUDA="${CUDA_HOME}" lib lib_install
 )
 
-"$(dirname "${BASH_SOURCE[0]}")/install_libfabric.sh"
-
-plugin_flags=(--prefix=/usr/local --with-libfabric=/usr/local --with-cuda="${CUDA_HOME}"
-    --with-nccl=/usr/local)
-if command -v mpicc >/dev/null; then
-    plugin_flags+=(--with-mpi=/usr/local)
+if ! enabled "${WITH_OFI:-}"; then
+    log "WITH_OFI is not 1: no AWS OFI-NCCL plugin"
+    rm -rf "${work}"
+    ldconfig
+    exit 0
 fi
+apt_install tcsh
+plugin_flags=(--prefix=/container/aws --with-libfabric=/container/ofi --with-nccl=/container/nccl
+    --with-mpi=/container/ompi --with-gdrcopy=/usr --with-cuda="${CUDA_HOME}/targets/$(uname -m)-linux")
 
 mkdir -p "${work}/plugin"
 if enabled "${WITH_AWS_TRACE:-}"; then

@@ -1,30 +1,30 @@
 #!/usr/bin/env bash
-# Builds CPython PYTHON_VERSION from the python.org source release into
-# /usr/local, for the architecture being built (TARGETARCH: amd64 or arm64),
-# and installs pinned pip, setuptools and wheel. `python`, `python3`, `pip`
-# and `pip3` all point at it.
+# Installs conda into /opt/conda (the Dockerfiles put /opt/conda/bin first in
+# PATH) with Python PYTHON_VERSION in its base environment: Miniconda
+# (defaults channel) on amd64, Miniforge (conda-forge) on arm64, where
+# Miniconda 4.10.3 has no installer. Creates /etc/determined/conda.d, where
+# Determined looks for conda environment hooks. On CUDA images, adds Ubuntu's
+# libffi7 (3.3-4), which scrape_libs.sh preloads.
 # Usage: PYTHON_VERSION=3.8.12 TARGETARCH=amd64 install_python.sh
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+CONDA_DIR=/opt/conda
 version="${PYTHON_VERSION:?PYTHON_VERSION is required (e.g. 3.8.12)}"
 if [[ ! "${version}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
     echo "PYTHON_VERSION must be MAJOR.MINOR.PATCH, got '${version}'" >&2
     exit 1
 fi
-short="${version%.*}"
 
-configure_flags=(--prefix=/usr/local --enable-shared --with-ensurepip=install
-    "LDFLAGS=-Wl,-rpath,/usr/local/lib")
 case "$(target_arch)" in
 amd64)
-    # Profile-guided optimisation: worth it natively.
-    configure_flags+=(--enable-optimizations)
+    url=https://repo.anaconda.com/miniconda/Miniconda3-py39_4.10.3-Linux-x86_64.sh
+    sha256=1ea2f885b4dbc3098662845560bc64271eb17085387a70c2ba3f29fff6f8d52f
     ;;
 arm64)
-    # arm64 images are usually built under QEMU emulation, where PGO's
-    # test-suite run takes hours; build without it.
+    url=https://github.com/conda-forge/miniforge/releases/download/4.10.3-10/Miniforge3-4.10.3-10-Linux-aarch64.sh
+    sha256=""
     ;;
 *)
     echo "unsupported architecture '$(target_arch)' (want amd64 or arm64)" >&2
@@ -33,29 +33,32 @@ arm64)
 esac
 
 work="$(mktemp -d)"
-log "building Python ${version} for $(target_arch)"
-fetch "https://www.python.org/ftp/python/${version}/Python-${version}.tgz" "${work}/python.tgz"
-tar -xzf "${work}/python.tgz" -C "${work}"
-(
-    cd "${work}/Python-${version}"
-    ./configure "${configure_flags[@]}"
-    make -j "$(make_jobs)"
-    make install
-)
+log "installing conda from ${url} into ${CONDA_DIR}"
+fetch "${url}" "${work}/conda.sh"
+if [[ -n "${sha256}" ]]; then
+    echo "${sha256}  ${work}/conda.sh" | sha256sum -c -
+fi
+bash "${work}/conda.sh" -b -p "${CONDA_DIR}"
 rm -rf "${work}"
-ldconfig
 
-ln -sf "/usr/local/bin/python${short}" /usr/local/bin/python
-ln -sf "/usr/local/bin/python${short}" /usr/local/bin/python3
-ln -sf "/usr/local/bin/pip${short}" /usr/local/bin/pip
-ln -sf "/usr/local/bin/pip${short}" /usr/local/bin/pip3
+conda="${CONDA_DIR}/bin/conda"
+"${conda}" install -y "python=${version}"
+"${conda}" update -y --all
+"${conda}" clean --all -f -y
+mkdir -p /etc/determined/conda.d
 
-PYTHON="/usr/local/bin/python${short}" pip_install --upgrade \
+python -m pip install --no-cache-dir --disable-pip-version-check --upgrade \
     pip==23.0.1 setuptools==67.6.1 wheel==0.40.0
 
-actual="$(python3 -c 'import platform; print(platform.python_version())')"
+if [[ -d /usr/local/cuda ]]; then
+    fetch http://archive.ubuntu.com/ubuntu/pool/main/libf/libffi/libffi7_3.3-4_amd64.deb "/tmp/libffi7.deb"
+    dpkg -i /tmp/libffi7.deb
+    rm -f /tmp/libffi7.deb
+fi
+
+actual="$(python -c 'import platform; print(platform.python_version())')"
 if [[ "${actual}" != "${version}" ]]; then
-    echo "installed Python is ${actual}, want ${version}" >&2
+    echo "conda's Python is ${actual}, want ${version}" >&2
     exit 1
 fi
-log "python3 is ${actual}"
+log "python is ${actual} ($(command -v python))"
