@@ -416,7 +416,9 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 		pc.want("configure", "Open MPI "+strings.Join(flags, " "), func(c call) bool {
 			return filepath.Base(c.cwd) == "openmpi-4.1.0" && slices.Equal(c.args, flags)
 		})
-		pc.want("make", "Open MPI installed", func(c call) bool { return filepath.Base(c.cwd) == "openmpi-4.1.0" && slices.Contains(c.args, "install") })
+		pc.want("make", "Open MPI installed", func(c call) bool {
+			return filepath.Base(c.cwd) == "openmpi-4.1.0" && slices.Contains(c.args, "install")
+		})
 	}
 	if nccl {
 		pc.want("git", "NCCL v2.15.5-1", hasArgs("clone", "--branch", "v2.15.5-1", "https://github.com/NVIDIA/nccl.git"))
