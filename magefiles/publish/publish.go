@@ -51,7 +51,8 @@ type Options struct {
 	NGC bool
 }
 
-// Cost hints for the scheduler: framework builds take longer than bases.
+// Cost hints for the scheduler: framework builds take longer than bases
+// (see also finishCost).
 const (
 	baseCost      = 3
 	frameworkCost = 5
@@ -162,7 +163,7 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 
 	rep := &Report{Settings: reportSettings(s, p.ngc), Started: time.Now()}
 	entries := make([]*ImageReport, len(specs))
-	jobs := make([]schedule.Job, len(specs))
+	var jobs []schedule.Job
 	for i, sp := range specs {
 		ent := &ImageReport{
 			Name: sp.Image.Name, Platforms: sp.Platforms,
@@ -172,30 +173,17 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 			ent.Tags.NGC = sp.NGCTags.List()
 		}
 		entries[i] = ent
-		var deps []string
-		cost := float64(frameworkCost)
-		if sp.Base != "" {
-			deps = []string{sp.Base}
-		}
-		if sp.Image.IsBase() {
-			cost = baseCost
-		}
-		jobs[i] = schedule.Job{Name: sp.Image.Name, Deps: deps, Cost: cost, Run: func(ctx context.Context) error {
-			err := p.publishImage(ctx, sp, ent)
-			if err != nil && !p.dry {
-				p.status().Fail("%s: %v", sp.Image.Name, err)
-			}
-			return err
-		}}
+		jobs = append(jobs, p.imageJobs(sp, ent)...)
 	}
 	limit := s.Jobs
 	if p.dry {
 		limit = 1 // dry-run lines come out in plan order
 	}
-	results, err := schedule.Run(ctx, jobs, limit)
+	jobResults, err := schedule.Run(ctx, jobs, limit)
 	if err != nil {
 		return nil, err
 	}
+	results := imageResults(specs, jobResults)
 
 	var failed []string
 	var failures []error
@@ -216,6 +204,9 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 		case schedule.Cancelled:
 			ent.Result = Cancelled
 			ent.Error = "not started: " + errString(r.Err)
+			if errors.Is(r.Err, errNotVerified) {
+				ent.Error = errString(r.Err)
+			}
 		default:
 			ent.Result = Failed
 			if ctx.Err() != nil {
@@ -272,13 +263,13 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// publishImage is the job of one image: up-to-date check or build, Docker Hub
-// verification, NGC copy and verification, artifact file.
-func (p *publisher) publishImage(ctx context.Context, sp plan.Spec, ent *ImageReport) error {
+// pushImage is the first job of an image (pipeline.go): up-to-date check or
+// build and push. It returns the digest and the result so far.
+func (p *publisher) pushImage(ctx context.Context, sp plan.Spec, ent *ImageReport) (string, Result, error) {
 	s := p.e.Settings
 	sp, err := p.pin(sp)
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	ent.Inputs = reportInputs(sp)
 	result := Built
@@ -288,7 +279,7 @@ func (p *publisher) publishImage(ctx context.Context, sp plan.Spec, ent *ImageRe
 			p.e.Runner.Note("check up to date or reuse: %s %s (inputs %s)", sp.Tags.Hashed, sp.Tags.Versioned, sp.InputsDigest)
 		}
 		if err := p.e.RunSpec(ctx, sp); err != nil {
-			return err
+			return "", "", err
 		}
 		digest, result = digestPlaceholder, DryRun
 	} else {
@@ -298,20 +289,28 @@ func (p *publisher) publishImage(ctx context.Context, sp plan.Spec, ent *ImageRe
 		if digest == "" {
 			d, err := p.build(ctx, sp)
 			if err != nil {
-				return err
+				return "", "", err
 			}
 			digest, result = d, Built
 		}
 		ent.Digest = digest
+		// The images built on this one start now, FROM this digest; they are
+		// reported published only once this one is verified (pipeline.go).
+		p.setPublished(sp.Image.Name, digest)
 	}
+	return digest, result, nil
+}
 
+// finishImage is the second job of an image (pipeline.go): Docker Hub
+// verification, NGC copy and verification, artifact file.
+func (p *publisher) finishImage(ctx context.Context, sp plan.Spec, ent *ImageReport, digest string, result Result) error {
+	s := p.e.Settings
 	// A kept image was read back completely while deciding.
 	if result == Built || result == DryRun {
 		if err := p.verify(ctx, sp.Tags.List(), digest, sp.Platforms); err != nil {
 			return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
 		}
 	}
-	p.setPublished(sp.Image.Name, digest)
 	if p.ngc && sp.NGCTags.Hashed != "" {
 		if err := p.copyToNGC(ctx, sp, digest, ent); err != nil {
 			return err

@@ -19,6 +19,10 @@ type Job struct {
 	// Cost is the expected duration in any unit (default 1); jobs on the
 	// longest remaining chain of costs start first when slots are scarce.
 	Cost float64
+	// Light jobs do not take one of the limit slots: they start as soon as
+	// their deps are done (publish's verification and copies, which must not
+	// wait behind builds nor hold builds back).
+	Light bool
 }
 
 // State is how a job ended.
@@ -43,8 +47,8 @@ type Result struct {
 // ErrDependency marks a job skipped because a dependency did not succeed.
 var ErrDependency = errors.New("dependency failed")
 
-// Run runs the jobs, at most limit at once, each after all its deps are Done,
-// and returns one result per job in the jobs' order. Unknown deps and cycles
+// Run runs the jobs, at most limit at once (Light jobs aside), each after all
+// its deps are Done, and returns one result per job in the jobs' order. Unknown deps and cycles
 // are errors returned before anything runs.
 func Run(ctx context.Context, jobs []Job, limit int) ([]Result, error) {
 	if limit < 1 {
@@ -81,7 +85,7 @@ func Run(ctx context.Context, jobs []Job, limit int) ([]Result, error) {
 	events := make(chan event)
 	finished := make([]bool, len(jobs))
 	started := make([]bool, len(jobs))
-	running, remaining := 0, len(jobs)
+	running, heavy, remaining := 0, 0, len(jobs) // heavy: running jobs that hold a slot
 	for remaining > 0 {
 		// Decide every job whose dependencies are all finished.
 		var ready []int
@@ -114,21 +118,26 @@ func Run(ctx context.Context, jobs []Job, limit int) ([]Result, error) {
 				ready = append(ready, i)
 			}
 		}
-		if len(ready) > 0 && running < limit {
-			// Longest remaining chain first, then catalog order.
-			sort.SliceStable(ready, func(a, b int) bool { return prio[ready[a]] > prio[ready[b]] })
-			for _, i := range ready {
-				if running == limit {
-					break
+		// Longest remaining chain first, then catalog order.
+		sort.SliceStable(ready, func(a, b int) bool { return prio[ready[a]] > prio[ready[b]] })
+		launched := 0
+		for _, i := range ready {
+			if !jobs[i].Light {
+				if heavy == limit {
+					continue
 				}
-				started[i] = true
-				running++
-				results[i].Start = time.Now()
-				go func(i int) {
-					err := jobs[i].Run(ctx)
-					events <- event{i, err, time.Now()}
-				}(i)
+				heavy++
 			}
+			started[i] = true
+			running++
+			launched++
+			results[i].Start = time.Now()
+			go func(i int) {
+				err := jobs[i].Run(ctx)
+				events <- event{i, err, time.Now()}
+			}(i)
+		}
+		if launched > 0 {
 			continue
 		}
 		if running == 0 {
@@ -139,6 +148,9 @@ func Run(ctx context.Context, jobs []Job, limit int) ([]Result, error) {
 		}
 		ev := <-events
 		running--
+		if !jobs[ev.i].Light {
+			heavy--
+		}
 		remaining--
 		finished[ev.i] = true
 		results[ev.i].Duration = ev.at.Sub(results[ev.i].Start)

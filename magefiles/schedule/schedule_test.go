@@ -133,3 +133,46 @@ func TestBadGraphsAreRejected(t *testing.T) {
 		t.Error("cycle accepted")
 	}
 }
+
+// TestLightJobsTakeNoSlot: with one slot, the light job after "a" (a slow
+// verification) runs while "b" builds, and two light jobs run at once.
+func TestLightJobsTakeNoSlot(t *testing.T) {
+	var mu sync.Mutex
+	spans := map[string][2]time.Time{}
+	job := func(name string, d time.Duration) func(context.Context) error {
+		return func(context.Context) error {
+			start := time.Now()
+			time.Sleep(d)
+			mu.Lock()
+			spans[name] = [2]time.Time{start, time.Now()}
+			mu.Unlock()
+			return nil
+		}
+	}
+	jobs := []Job{
+		{Name: "a", Run: job("a", 10*time.Millisecond)},
+		{Name: "verify-a", Deps: []string{"a"}, Light: true, Run: job("verify-a", 80*time.Millisecond)},
+		{Name: "b", Deps: []string{"a"}, Run: job("b", 80*time.Millisecond)},
+		{Name: "verify-b", Deps: []string{"b", "verify-a"}, Light: true, Run: job("verify-b", 10*time.Millisecond)},
+		{Name: "c", Run: job("c", 10*time.Millisecond)},
+	}
+	rs, err := Run(context.Background(), jobs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.State != Done {
+			t.Fatalf("%s %s", r.Name, r.State)
+		}
+	}
+	overlap := func(x, y string) bool { return spans[x][0].Before(spans[y][1]) && spans[y][0].Before(spans[x][1]) }
+	if !overlap("verify-a", "b") {
+		t.Errorf("verify-a %v and b %v did not overlap: a light job held the slot or waited for it", spans["verify-a"], spans["b"])
+	}
+	if overlap("a", "c") || overlap("b", "c") || overlap("a", "b") {
+		t.Error("two heavy jobs ran at once with one slot")
+	}
+	if spans["verify-b"][0].Before(spans["verify-a"][1]) || spans["verify-b"][0].Before(spans["b"][1]) {
+		t.Error("verify-b started before its deps finished")
+	}
+}
