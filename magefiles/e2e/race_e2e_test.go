@@ -28,7 +28,7 @@ import (
 // upload, then MANIFEST_BLOB_UNKNOWN on the manifest PUT).
 const (
 	raceImages = 16 // images copied at once (a publish copies its 8 NGC images at once)
-	raceRounds = 30 // each round into a fresh repository, so every blob is missing
+	raceRounds = 20 // each round into a fresh repository, so every blob is missing
 	// raceShared layers are in every image (the base's layers), raceOwn
 	// layers only in one (the framework's).
 	raceShared, raceOwn = 4, 2
