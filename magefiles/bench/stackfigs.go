@@ -106,6 +106,7 @@ func (b *stackBench) baseSettings(repoName string) map[string]string {
 		"REGISTRY_REPO":      repoName,
 		"RECIPES_DIR":        ".",
 		"NO_COLOR":           "1",
+		"REGISTRY_MIRRORS":   "docker.io=" + b.st.Mirror,
 	}
 }
 
