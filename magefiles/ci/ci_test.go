@@ -342,3 +342,10 @@ func keys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// The CI report path is the documented default: beside ARTIFACTS_DIR.
+func TestCIReportIsTheDefaultBesideArtifactsDir(t *testing.T) {
+	if got := variant.DefaultReport(ArtifactsDir); got != ReportPath {
+		t.Errorf("CI writes the report to %s, the default beside %s is %s", ReportPath, ArtifactsDir, got)
+	}
+}

@@ -101,5 +101,30 @@ func (p *publisher) removeStale(names []string) error {
 			return fmt.Errorf("publish: removing the stale file %s (left by an earlier run): %w", path, err)
 		}
 	}
+	if foreign := foreignFiles(s.ArtifactsDir); len(foreign) > 0 {
+		// Not ours to remove, but CI stores the directory whole.
+		p.e.Runner.Note("ARTIFACTS_DIR %s holds files that are not artifact files: %s", s.ArtifactsDir, strings.Join(foreign, ", "))
+		p.status().Info("ARTIFACTS_DIR %s should hold only publish-<image>-<M> files; it also holds %s", s.ArtifactsDir, strings.Join(foreign, ", "))
+	}
 	return nil
+}
+
+// foreignFiles lists what dir holds besides artifact files of catalog images
+// (and the hidden temporary files of an atomic write).
+func foreignFiles(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	ok := map[string]bool{}
+	for _, n := range catalog.Names() {
+		ok[ArtifactName(n, "0")], ok[ArtifactName(n, "1")] = true, true
+	}
+	var out []string
+	for _, e := range ents {
+		if !ok[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

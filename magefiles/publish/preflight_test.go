@@ -151,6 +151,21 @@ func TestStaleFilesGoEvenWhenThePreflightFails(t *testing.T) {
 	}
 }
 
+func TestForeignFilesInArtifactsDirAreNamed(t *testing.T) {
+	h := newHarness(t)
+	notes := filepath.Join(h.artifactsDir(), "notes.txt")
+	seed(t, map[string]string{notes: "mine\n", filepath.Join(h.artifactsDir(), "publish-pt-cpu-1"): "pt_cpu_1_hashed: x\n"})
+	if _, err := h.run(context.Background(), h.client(), Options{Images: []string{"tf1-cpu"}, Dockerhub: true, NGC: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.err.String(), "should hold only publish-<image>-<M> files; it also holds notes.txt\n") {
+		t.Errorf("no note about notes.txt (and only it):\n%s", h.err.String())
+	}
+	if !exists(notes) {
+		t.Error("a file the tool did not write was removed")
+	}
+}
+
 func TestArtifactsDirInsideTheCheckout(t *testing.T) {
 	h := newHarness(t)
 	h.env["ARTIFACTS_DIR"] = filepath.Join(h.root, "artifacts")

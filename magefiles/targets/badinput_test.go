@@ -1,11 +1,17 @@
 package targets
 
 import (
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 )
 
 // recordingDocker is a docker on PATH that logs every call and answers the
@@ -35,7 +41,9 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(recordingDocker), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	noDocker := t.TempDir() // a PATH with git and go but no docker
+	refusing := refusingRegistry(t) // takes no pushes from anyone
+	noLogin := t.TempDir()          // a DOCKER_CONFIG without credentials
+	noDocker := t.TempDir()         // a PATH with git and go but no docker
 	for _, b := range []string{"git"} {
 		p, err := exec.LookPath(b)
 		if err != nil {
@@ -94,6 +102,10 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, []string{"Dockerfile.cpu", "ALLOW_DIRTY=1"}},
+		{"artifacts dir inside the checkout", []string{"publishImage", "tf1-cpu"}, []string{"ARTIFACTS_DIR=artifacts"}, nil, []string{`ARTIFACTS_DIR="artifacts" is inside the checkout`, ".gitignore"}},
+		{"report inside the artifacts dir", []string{"publish"}, []string{"ARTIFACTS_DIR=/tmp/envs-arts", "PUBLISH_REPORT=/tmp/envs-arts/publish-report.json"}, nil, []string{`PUBLISH_REPORT="/tmp/envs-arts/publish-report.json" is inside ARTIFACTS_DIR`}},
+		{"own namespace, Determined's NGC", []string{"publish"}, []string{"DOCKERHUB_REGISTRY=myorg"}, nil, []string{`DOCKERHUB_REGISTRY="myorg" is not Determined's namespace`, "NGC_PUBLISH=0"}},
+		{"no push permission", []string{"publishImage", "tf1-cpu"}, []string{"DOCKERHUB_REGISTRY=" + refusing + "/determinedai", "DOCKER_CONFIG=" + noLogin}, nil, []string{"no permission to push to " + refusing + "/determinedai/environments", "docker login " + refusing}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -127,6 +139,23 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 		})
 	}
 	t.Logf("bad inputs tried: %d, all stopped before any build, push or artifact", len(cases))
+}
+
+// refusingRegistry is go-containerregistry's in-memory registry behind a
+// gate that refuses every write without credentials, as Docker Hub does.
+func refusingRegistry(t *testing.T) string {
+	t.Helper()
+	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := r.BasicAuth(); !ok && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 func mustLook(t *testing.T, name string) string {

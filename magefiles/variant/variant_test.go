@@ -151,3 +151,25 @@ func TestMemTotal(t *testing.T) {
 		t.Errorf("defaultJobs() = %d", j)
 	}
 }
+
+func TestReportGoesBesideArtifactsDir(t *testing.T) {
+	for env, want := range map[[2]string]string{
+		{"", ""}:                               "/tmp/publish-report.json",
+		{"/var/ci/artifacts/", ""}:             "/var/ci/publish-report.json",
+		{"artifacts", ""}:                      "publish-report.json",
+		{"/tmp/artifacts", "/srv/report.json"}: "/srv/report.json",
+	} {
+		m := map[string]string{"ARTIFACTS_DIR": env[0], "PUBLISH_REPORT": env[1]}
+		s, err := parse(m)
+		if err != nil || s.Report != want {
+			t.Errorf("%v: report %q (%v), want %q", m, s.Report, err, want)
+		}
+	}
+	_, err := parse(map[string]string{"ARTIFACTS_DIR": "/tmp/a", "PUBLISH_REPORT": "/tmp/a/sub/r.json"})
+	if err == nil || !strings.Contains(err.Error(), `PUBLISH_REPORT="/tmp/a/sub/r.json" is inside ARTIFACTS_DIR="/tmp/a"`) {
+		t.Errorf("report inside ARTIFACTS_DIR: %v", err)
+	}
+	if _, err := parse(map[string]string{"ARTIFACTS_DIR": "/tmp/a", "PUBLISH_REPORT": "/tmp/ab.json"}); err != nil {
+		t.Errorf("a sibling whose name starts like the directory: %v", err)
+	}
+}
