@@ -50,7 +50,8 @@ fetch "https://github.com/NVIDIA/gdrcopy/archive/refs/tags/v${GDRCOPY_VERSION}.t
 tar -xzf "${work}/gdrcopy.tgz" -C "${work}"
 (
     cd "${work}/gdrcopy-${GDRCOPY_VERSION}"
-    make prefix=/usr CUDA="${CUDA_HOME}" lib lib_install
+    # prefix= (GDRCopy 2.3) and PREFIX= (older Makefiles) name the same place.
+    make prefix=/usr PREFIX=/usr CUDA="${CUDA_HOME}" lib lib_install
 )
 
 if ! enabled "${WITH_OFI:-}"; then

@@ -173,6 +173,12 @@ func TestInstallPlan(t *testing.T) {
 			if b.err != nil {
 				t.Fatalf("docker %s\nfailed: %v\n%s", strings.Join(b.argv[1:], " "), b.err, tailFile(b.log, 60))
 			}
+			// BuildKit runs its checks during the build too; with the
+			// WITH_NCCL-without-OFI variant this covers one more than
+			// TestRealRecipesPassCheck.
+			if log := tailFile(b.log, 40); strings.Contains(log, "warning found") || strings.Contains(log, "warnings found") {
+				t.Errorf("the build reported BuildKit check warnings:\n%s", log)
+			}
 			for platform, img := range platformImages(t, b.spec.Tags.Hashed) {
 				checkInstallPlan(t, b.spec, b.settings, platform, img)
 			}
