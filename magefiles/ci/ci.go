@@ -66,7 +66,7 @@ type Machine struct {
 
 // The machines of the old CI.
 var (
-	CPUMachine = Machine{Executor: "machine", Image: "ubuntu-2004:2022.04.2", ResourceClass: "xlarge"}
+	CPUMachine = Machine{Executor: "cpu-machine", Image: "ubuntu-2004:2022.04.2", ResourceClass: "xlarge"}
 	GPUMachine = Machine{Executor: "gpu-machine", Image: "ubuntu-2004-cuda-11.4:202110-01", ResourceClass: "gpu.nvidia.small", GPU: true}
 )
 

@@ -206,7 +206,7 @@ func TestEveryJobLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 	if m := c.Executors["gpu-machine"]; m.ResourceClass != "gpu.nvidia.small" || m.Machine["image"] != "ubuntu-2004-cuda-11.4:202110-01" {
 		t.Errorf("gpu executor %+v", m)
 	}
-	if m := c.Executors["machine"]; m.ResourceClass != "xlarge" || m.Machine["image"] != "ubuntu-2004:2022.04.2" {
+	if m := c.Executors["cpu-machine"]; m.ResourceClass != "xlarge" || m.Machine["image"] != "ubuntu-2004:2022.04.2" {
 		t.Errorf("cpu executor %+v", m)
 	}
 	for name, j := range c.Jobs {
@@ -239,7 +239,7 @@ func TestEveryJobLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 		if !slices.Equal(steps, want) {
 			t.Errorf("%s steps\n%q\nwant\n%q", name, steps, want)
 		}
-		wantExec := "machine"
+		wantExec := "cpu-machine"
 		if gpu {
 			wantExec = "gpu-machine"
 		}
