@@ -60,6 +60,7 @@ type harness struct {
 	// mirror stands in for docker.io (REGISTRY_MIRRORS): it holds every
 	// external base image of the catalog.
 	mirror   string
+	hash     string // the commit ("" = abc1234)
 	root     string // clean git checkout
 	env      map[string]string
 	out, err *syncBuffer
@@ -145,7 +146,11 @@ func (h *harness) reportPath() string {
 // buildEnv makes the build.Env the way build.Load does, from h.env.
 func (h *harness) buildEnv() *build.Env {
 	h.t.Helper()
-	s, err := variant.Parse(variant.MapLookup(h.env), "0.26.4", "abc1234")
+	hash := h.hash
+	if hash == "" {
+		hash = "abc1234"
+	}
+	s, err := variant.Parse(variant.MapLookup(h.env), "0.26.4", hash)
 	if err != nil {
 		h.t.Fatal(err)
 	}

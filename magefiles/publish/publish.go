@@ -311,7 +311,7 @@ func (p *publisher) finishImage(ctx context.Context, sp plan.Spec, ent *ImageRep
 			return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
 		}
 	}
-	if p.ngc && sp.NGCTags.Hashed != "" {
+	if p.ngc && sp.NGCTags.Hashed != "" && !(result != Built && p.reuseNGC(ctx, sp, digest, ent)) {
 		if err := p.copyToNGC(ctx, sp, digest, ent); err != nil {
 			return err
 		}

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/determined-ai/environments/magefiles/catalog"
 	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/registry"
 	"github.com/determined-ai/environments/magefiles/run"
 	"github.com/determined-ai/environments/magefiles/variant"
 )
@@ -668,4 +670,56 @@ func argValue(sp plan.Spec, name string) string {
 		}
 	}
 	return ""
+}
+
+// countingRegistry counts the copies a publish makes.
+type countingRegistry struct {
+	Registry
+	mu     sync.Mutex
+	copies int
+}
+
+func (c *countingRegistry) Copy(ctx context.Context, src string, dst []string) (registry.CopyStats, error) {
+	c.mu.Lock()
+	c.copies++
+	c.mu.Unlock()
+	return c.Registry.Copy(ctx, src, dst)
+}
+
+func TestANewCommitWithTheSameInputsReusesEverything(t *testing.T) {
+	h, o := publishedTF2CPU(t)
+	ctx := context.Background()
+	first := map[string]string{}
+	for _, n := range []string{"cpu-py-38-base", "tf2-cpu"} {
+		hub, _ := tagsOf(t, h, n)
+		first[n], _ = digestOf(t, hub.Hashed)
+	}
+	h.hash = "def5678" // a commit that changed no input
+	before := h.buildCount()
+	reg := &countingRegistry{Registry: h.client()}
+	rep, err := h.run(ctx, reg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.buildCount() - before; n != 0 {
+		t.Errorf("%d builds, want none", n)
+	}
+	if reg.copies != 0 {
+		t.Errorf("%d copies to NGC, want none: NGC already holds the image", reg.copies)
+	}
+	for n, d := range first {
+		ir := imageReport(t, *rep, n)
+		if ir.Result != Reused || !ir.Verified || ir.Digest != d || ir.NGCBytesUploaded != 0 {
+			t.Errorf("%s: %+v, want reused at %s", n, ir, d)
+		}
+		hub, ngc := tagsOf(t, h, n)
+		if !strings.HasSuffix(hub.Hashed, "-def5678") {
+			t.Fatalf("tag %s is not of the new commit", hub.Hashed)
+		}
+		for _, tag := range append(hub.List(), ngc.List()...) {
+			if got, _ := digestOf(t, tag); got != d {
+				t.Errorf("%s is %q, want %s", tag, got, d)
+			}
+		}
+	}
 }

@@ -2,9 +2,11 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 
 	"github.com/determined-ai/environments/magefiles/plan"
 )
@@ -19,21 +21,42 @@ import (
 // is built; dry runs use a placeholder.
 func (p *publisher) resolveExternal(ctx context.Context, specs []plan.Spec) error {
 	p.external = map[string]string{}
+	var refs []string
+	users := map[string]string{}
 	for _, sp := range specs {
 		for _, ref := range sp.External {
-			if _, done := p.external[ref]; done {
-				continue
+			if _, ok := users[ref]; !ok {
+				users[ref] = sp.Image.Name
+				refs = append(refs, ref)
 			}
-			if p.dry {
-				p.external[ref] = plan.DigestPlaceholder
-				continue
-			}
+		}
+	}
+	digests := make([]string, len(refs))
+	errs := make([]error, len(refs))
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		if p.dry {
+			digests[i] = plan.DigestPlaceholder
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			d, err := p.reg.Resolve(ctx, ref)
 			if err != nil {
-				return fmt.Errorf("publish: resolving the external image %s (of %s) to a digest: %w", ref, sp.Image.Name, err)
+				err = fmt.Errorf("publish: resolving the external image %s (of %s) to a digest: %w", ref, users[ref], err)
 			}
-			p.external[ref] = d
-			p.status().Info("%s is %s", ref, d)
+			digests[i], errs[i] = d, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i, ref := range refs {
+		p.external[ref] = digests[i]
+		if !p.dry {
+			p.status().Info("%s is %s", ref, digests[i])
 		}
 	}
 	return nil
@@ -116,4 +139,37 @@ func (p *publisher) keep(ctx context.Context, sp plan.Spec) (digest string, resu
 // reportInputs is the report's view of sp's inputs.
 func reportInputs(sp plan.Spec) *ReportInputs {
 	return &ReportInputs{Digest: sp.InputsDigest, Images: maps.Clone(sp.Pinned)}
+}
+
+// reuseNGC publishes a kept image (up to date or reused on Docker Hub) to
+// NGC without a copy when NGC already holds it under one of its NGC tags:
+// the other NGC tags are pointed at it by registry API. It reports whether
+// it did; when it did not (NGC lacks the image, or cannot answer), the
+// caller copies as usual. Lookup reads the NGC image back completely, so
+// nothing is verified twice.
+func (p *publisher) reuseNGC(ctx context.Context, sp plan.Spec, digest string, ent *ImageReport) bool {
+	if p.dry {
+		return false
+	}
+	tags := sp.NGCTags.List()
+	found, err := p.reg.Lookup(ctx, tags)
+	if err != nil || found.Problems[digest] != nil || found.Images[digest].Digest != digest ||
+		!samePlatforms(found.Images[digest].Platforms, sp.Platforms) {
+		return false
+	}
+	var missing []string
+	for i, d := range found.Digests {
+		if d != digest {
+			missing = append(missing, tags[i])
+		}
+	}
+	if len(missing) > 0 {
+		if err := p.reg.Tag(ctx, repoOf(sp.NGCTags.Hashed)+"@"+digest, missing); err != nil {
+			p.status().Warn("%s: could not point %s at %s on NGC, copying instead: %v", sp.Image.Name, strings.Join(missing, " "), digest, err)
+			return false
+		}
+	}
+	p.status().Info("%s on NGC: %s point at %s (no copy)", sp.Image.Name, strings.Join(tags, " "), digest)
+	ent.NGCCopied = true
+	return true
 }

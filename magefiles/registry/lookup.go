@@ -27,6 +27,22 @@ func canonicalRegistry(host string) string {
 	return host
 }
 
+// shared returns the client's puller and pusher for the short operations
+// (Lookup, Tag, Resolve, Inspect, Verify): they keep each registry's
+// connection set-up (ping, token) for the client's life instead of
+// repeating it per operation. Every request still carries its operation's
+// context. Copy makes its own, to watch its progress.
+func (c *Client) shared() (*remote.Puller, *remote.Pusher, error) {
+	c.once.Do(func() {
+		opts := c.remoteOptions(context.Background(), c.transport(newActivity(), nil))
+		if c.puller, c.sharedErr = remote.NewPuller(opts...); c.sharedErr != nil {
+			return
+		}
+		c.pusher, c.sharedErr = remote.NewPusher(append(opts, remote.Reuse(c.puller))...)
+	})
+	return c.puller, c.pusher, c.sharedErr
+}
+
 // Found is what Lookup found at some tags.
 type Found struct {
 	// Digests holds, per tag asked, the digest it points at ("" when the tag
@@ -60,7 +76,7 @@ func (c *Client) Lookup(ctx context.Context, tags []string) (Found, error) {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	p, err := remote.NewPuller(c.remoteOptions(ctx, c.transport(newActivity(), nil))...)
+	p, _, err := c.shared()
 	if err != nil {
 		return f, err
 	}
@@ -87,6 +103,7 @@ func (c *Client) Lookup(ctx context.Context, tags []string) (Found, error) {
 		}
 		d := desc.Digest.String()
 		f.Digests[i] = d
+		c.manifests.Store(r.Context().Digest(d).String(), desc)
 		img, err := readBack(ctx, p, r, desc)
 		switch {
 		case errors.Is(err, ErrVerify):
@@ -135,17 +152,15 @@ func (c *Client) Tag(ctx context.Context, src string, dst []string) error {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	opts := c.remoteOptions(ctx, c.transport(newActivity(), nil))
-	p, err := remote.NewPuller(opts...)
+	p, pusher, err := c.shared()
 	if err != nil {
 		return err
 	}
-	pusher, err := remote.NewPusher(append(opts, remote.Reuse(p))...)
-	if err != nil {
-		return err
-	}
-	desc, err := getManifest(ctx, p, sd)
-	if err != nil {
+	// A manifest Lookup read needs no second GET: a digest names one content.
+	var desc *remote.Descriptor
+	if v, ok := c.manifests.Load(sd.String()); ok {
+		desc = v.(*remote.Descriptor)
+	} else if desc, err = getManifest(ctx, p, sd); err != nil {
 		return hostErr("tagging", sd, withCause(ctx, err))
 	}
 	for _, dr := range drs {
@@ -177,7 +192,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (string, error) {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	p, err := remote.NewPuller(c.remoteOptions(ctx, c.transport(newActivity(), nil))...)
+	p, _, err := c.shared()
 	if err != nil {
 		return "", err
 	}

@@ -35,17 +35,30 @@ func readBackRequests(t *testing.T, idx v1.ImageIndex) int {
 	return n
 }
 
-// UpToDateRequests is the fewest registry requests that decide and verify
-// one up-to-date image: the registry ping, a GET of the hashed tag's
-// manifest, a HEAD of the versioned tag, and the read-back of the content.
-func upToDateRequests(readBack int) int { return 1 + 1 + 1 + readBack }
+// upToDateRequests is the fewest registry requests that decide and verify
+// one up-to-date image: a GET of the hashed tag's manifest, a HEAD of the
+// versioned tag, and the read-back of the content (plus, once per client and
+// registry, the ping).
+func upToDateRequests(readBack int) int { return 1 + 1 + readBack }
 
 func TestLookupReadsEachThingOnce(t *testing.T) {
 	host := newMemRegistry(t)
 	idx := buildIndex(t, twoPlatforms...)
 	d := pushIndex(t, idx, host+"/env:cpu-abc123", host+"/env:cpu-0.1.0")
 	p := newFaultProxy(t, host, func(int64, *http.Request) fault { return pass })
-	f, err := testClient().Lookup(context.Background(), []string{p.Host + "/env:cpu-abc123", p.Host + "/env:cpu-0.1.0"})
+	c := testClient()
+	tags := []string{p.Host + "/env:cpu-abc123", p.Host + "/env:cpu-0.1.0"}
+	if _, err := c.Lookup(context.Background(), tags); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	if first := len(p.seen); first != 1+upToDateRequests(readBackRequests(t, idx)) || p.seen[0] != "GET /v2/" {
+		t.Errorf("the first look-up made %d requests, want a ping and %d: %v", first, upToDateRequests(readBackRequests(t, idx)), p.seen)
+	}
+	p.seen = nil
+	p.mu.Unlock()
+	// The next look-up of the same client needs no ping.
+	f, err := c.Lookup(context.Background(), tags)
 	if err != nil {
 		t.Fatal(err)
 	}

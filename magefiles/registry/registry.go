@@ -53,6 +53,14 @@ type Client struct {
 	initial  time.Duration
 	timeout  time.Duration
 	mirrors  map[string]string // canonical registry host -> mirror (WithMirrors)
+
+	once      sync.Once // shared
+	puller    *remote.Puller
+	pusher    *remote.Pusher
+	sharedErr error
+	// manifests are the manifests Lookup fetched, by repo@digest (Tag
+	// reuses them).
+	manifests sync.Map
 }
 
 // Option configures a Client.
@@ -208,7 +216,7 @@ func (c *Client) Inspect(ctx context.Context, ref string) (Image, error) {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	p, err := remote.NewPuller(c.remoteOptions(ctx, c.transport(newActivity(), nil))...)
+	p, _, err := c.shared()
 	if err != nil {
 		return Image{Ref: ref}, err
 	}
@@ -255,7 +263,7 @@ func (c *Client) Verify(ctx context.Context, tags []string, wantDigest string, w
 
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	p, err := remote.NewPuller(c.remoteOptions(ctx, c.transport(newActivity(), nil))...)
+	p, _, err := c.shared()
 	if err != nil {
 		return Image{Ref: tags[0]}, err
 	}
