@@ -81,6 +81,8 @@ type publisher struct {
 
 	mu      sync.Mutex
 	digests map[string]string // image -> digest published in this run (see pin)
+	// lookups are the look-ups prefetch started, by their tags.
+	lookups map[string]*lookup
 }
 
 // Run publishes the images of o. Before anything is built it removes the
@@ -147,17 +149,13 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 	if err := checkNGCTarget(s, p.ngc, specs); err != nil {
 		return nil, err
 	}
+	stopPrefetch := p.prefetch(ctx, specs) // reads only; overlaps the checks
+	defer stopPrefetch()
 	preflight := h.preflight
 	if preflight == nil {
 		preflight = e.Preflight
 	}
-	if err := preflight(ctx, specs); err != nil {
-		return nil, err
-	}
-	if err := p.checkPush(ctx, specs); err != nil {
-		return nil, err
-	}
-	if err := p.resolveExternal(ctx, specs); err != nil {
+	if err := p.checkAll(ctx, specs, preflight); err != nil {
 		return nil, err
 	}
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/registry"
 )
 
 // Content addressing (docs/publishing.md, "Reuse"): an image is built FROM
@@ -113,7 +114,7 @@ func (p *publisher) setPublished(image, digest string) {
 // every tag it set. Registry trouble while deciding means a build, with a
 // warning: the build's push and verification will tell.
 func (p *publisher) keep(ctx context.Context, sp plan.Spec) (digest string, result Result) {
-	found, err := p.reg.Lookup(ctx, sp.Tags.List())
+	found, err := p.lookup(ctx, sp.Tags.List())
 	if err != nil {
 		p.status().Warn("%s: cannot tell whether it is up to date, building it: %v", sp.Image.Name, err)
 		return "", Built
@@ -152,7 +153,7 @@ func (p *publisher) reuseNGC(ctx context.Context, sp plan.Spec, digest string, e
 		return false
 	}
 	tags := sp.NGCTags.List()
-	found, err := p.reg.Lookup(ctx, tags)
+	found, err := p.lookup(ctx, tags)
 	if err != nil || found.Problems[digest] != nil || found.Images[digest].Digest != digest ||
 		!samePlatforms(found.Images[digest].Platforms, sp.Platforms) {
 		return false
@@ -172,4 +173,55 @@ func (p *publisher) reuseNGC(ctx context.Context, sp plan.Spec, digest string, e
 	p.status().Info("%s on NGC: %s point at %s (no copy)", sp.Image.Name, strings.Join(tags, " "), digest)
 	ent.NGCCopied = true
 	return true
+}
+
+// lookup is one registry.Lookup running or done.
+type lookup struct {
+	done  chan struct{}
+	found registry.Found
+	err   error
+}
+
+// prefetch starts the look-up of every image's tags (Docker Hub, and NGC
+// when it is published to) at once, before anything else runs: what the
+// tags hold does not depend on the other images, only the decision does
+// (a framework image's inputs wait for its base's digest). So no look-up is
+// on the path from one image to the next. Each is made once, as keep and
+// reuseNGC would make it; dry runs and FORCE=1 make none. The returned
+// function stops the look-ups still running.
+func (p *publisher) prefetch(ctx context.Context, specs []plan.Spec) func() {
+	if p.dry || p.e.Settings.Force {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p.lookups = map[string]*lookup{}
+	start := func(tags []string) {
+		l := &lookup{done: make(chan struct{})}
+		p.lookups[strings.Join(tags, " ")] = l
+		go func() {
+			defer close(l.done)
+			l.found, l.err = p.reg.Lookup(ctx, tags)
+		}()
+	}
+	for _, sp := range specs {
+		start(sp.Tags.List())
+		if p.ngc && sp.NGCTags.Hashed != "" {
+			start(sp.NGCTags.List())
+		}
+	}
+	return cancel
+}
+
+// lookup returns the prefetched look-up of tags, or makes it.
+func (p *publisher) lookup(ctx context.Context, tags []string) (registry.Found, error) {
+	l, ok := p.lookups[strings.Join(tags, " ")]
+	if !ok {
+		return p.reg.Lookup(ctx, tags)
+	}
+	select {
+	case <-l.done:
+		return l.found, l.err
+	case <-ctx.Done():
+		return registry.Found{}, ctx.Err()
+	}
 }

@@ -479,6 +479,7 @@ func contentErr(what string, err error) error {
 
 // readBack reads everything desc refers to except layer contents.
 func readBack(ctx context.Context, p *remote.Puller, ref name.Reference, desc *remote.Descriptor) (Image, error) {
+	ctx = context.WithValue(ctx, checkedLayers{}, &sync.Map{})
 	out := Image{Ref: ref.String(), Digest: desc.Digest.String()}
 	switch {
 	case desc.MediaType.IsIndex():
@@ -600,12 +601,23 @@ func readImage(ctx context.Context, p *remote.Puller, ref name.Reference, img v1
 	return cfg, nil
 }
 
-// checkLayers HEADs every layer blob (bounded concurrency).
+// checkedLayers is the context key of the layers one read-back has checked
+// already (the platforms of an index often share layers).
+type checkedLayers struct{}
+
+// checkLayers HEADs every layer blob (bounded concurrency), each once per
+// read-back.
 func checkLayers(ctx context.Context, p *remote.Puller, ref name.Reference, layers []v1.Descriptor) error {
 	sem := make(chan struct{}, layerCheckJobs)
 	var wg sync.WaitGroup
 	errs := make([]error, len(layers))
+	checked, _ := ctx.Value(checkedLayers{}).(*sync.Map)
 	for i, l := range layers {
+		if checked != nil {
+			if _, done := checked.LoadOrStore(l.Digest.String(), true); done {
+				continue
+			}
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
