@@ -103,7 +103,7 @@ func Run(ctx context.Context, root string, out io.Writer) error {
 			errors.New("they need root: provisioning the build stack installs Debian packages and registers arm64 emulation with binfmt_misc; run `go run magefile.go bench` as root"))
 		return errors.Join(errs...)
 	}
-	if err := stackFigures(ctx, r, tool, filepath.Join(tmp, "stack"), fail); err != nil {
+	if err := stackFigures(ctx, r, root, tool, filepath.Join(tmp, "stack"), fail); err != nil {
 		fail("stack figures", err)
 	}
 	return errors.Join(errs...)

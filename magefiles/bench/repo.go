@@ -81,15 +81,7 @@ func (r *benchRepo) commit(ctx context.Context, msg string) error {
 
 // edit replaces old by new in file (once; old must occur) and commits.
 func (r *benchRepo) edit(ctx context.Context, file, old, new string) error {
-	path := filepath.Join(r.dir, file)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(string(b), old) {
-		return fmt.Errorf("%s has no %q to edit", path, old)
-	}
-	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+	if err := r.replace(file, old, new); err != nil {
 		return err
 	}
 	return r.commit(ctx, "bench edit "+file)

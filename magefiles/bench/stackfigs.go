@@ -69,6 +69,21 @@ func (p *publishReport) expect(result string, n int) error {
 	return nil
 }
 
+// expectEach fails unless the report holds exactly the images of want, each
+// with its result.
+func (p *publishReport) expectEach(want map[string]string) error {
+	var bad []string
+	for _, im := range p.Images {
+		if w, ok := want[im.Name]; !ok || im.Result != w {
+			bad = append(bad, fmt.Sprintf("%s %s (want %q) %s", im.Name, im.Result, w, im.Error))
+		}
+	}
+	if len(bad) > 0 || len(p.Images) != len(want) {
+		return fmt.Errorf("want %v, got: %s", want, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
 // catalogDeps maps every catalog image to its base.
 func catalogDeps() map[string][]string {
 	deps := map[string][]string{}
@@ -84,6 +99,7 @@ func catalogDeps() map[string][]string {
 
 type stackBench struct {
 	r    *reporter
+	root string // the checkout (contentFigures compiles a changed copy)
 	tool string
 	st   *stack.Stack
 	work string
@@ -209,7 +225,7 @@ func startStack(ctx context.Context, r *reporter, tool, work string) (*stackBenc
 // stackFigures provisions and starts the stack and measures the figures that
 // need it. Figures that cannot be measured are passed to fail; the error
 // returned is for a stack that cannot run at all.
-func stackFigures(ctx context.Context, r *reporter, tool, work string, fail func(string, error)) error {
+func stackFigures(ctx context.Context, r *reporter, root, tool, work string, fail func(string, error)) error {
 	b, stop, err := startStack(ctx, r, tool, work)
 	if err != nil {
 		return err
@@ -235,6 +251,9 @@ func stackFigures(ctx context.Context, r *reporter, tool, work string, fail func
 	}
 	if err := b.bakeRatio(ctx); err != nil {
 		fail(FigBakeRatio+", "+FigBakeRatioAllJobs, err)
+	}
+	if err := b.contentFigures(ctx, fail); err != nil {
+		fail(contentFigureNames, err)
 	}
 	return nil
 }
@@ -352,7 +371,9 @@ func (b *stackBench) cacheFigures(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := again.report.expect("built", 2); err != nil {
+		// The edit is in the framework stage: the base's inputs are the
+		// same, so it is reused at the new commit; only the image is built.
+		if err := again.report.expectEach(map[string]string{img.Base: "reused", img.Name: "built"}); err != nil {
 			return fmt.Errorf("%s rebuild: %w", label, err)
 		}
 		walls[i] = again.wall
