@@ -314,6 +314,11 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 			pc.errorf("%s is not a directory in the image", d)
 		}
 	}
+	for p := range tree {
+		if strings.HasPrefix(p, "/tmp/") && p != "/tmp/det-nobody" && !strings.HasPrefix(p, "/tmp/det-nobody/") {
+			pc.errorf("%s is left in /tmp (the previous images ended with rm -r /tmp/*)", p)
+		}
+	}
 	if !strings.Contains(files["/etc/passwd"], "det-nobody:x:65533:65533::/tmp/det-nobody:/bin/bash\n") {
 		pc.errorf("/etc/passwd has no det-nobody 65533:65533 with home /tmp/det-nobody and /bin/bash:\n%s", files["/etc/passwd"])
 	}
