@@ -10,6 +10,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // readBackRequests is how many requests reading idx back takes: per child
@@ -219,5 +223,34 @@ func TestATooLongRetryAfterFailsAtOnce(t *testing.T) {
 	_, err := New(WithKeychain(anonymous), WithTransport(wrapped)).Lookup(context.Background(), []string{p.Host + "/env:x"})
 	if err == nil || !strings.Contains(err.Error(), "Retry-After") || time.Since(start) > 5*time.Second {
 		t.Errorf("after %s: %v, want a prompt error naming the Retry-After", time.Since(start), err)
+	}
+}
+
+func TestALayerSharedByPlatformsIsCheckedOnce(t *testing.T) {
+	host := newMemRegistry(t)
+	shared, err := random.Layer(300, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adds []mutate.IndexAddendum
+	for _, p := range twoPlatforms {
+		os, arch, _ := strings.Cut(p, "/")
+		img, err := mutate.AppendLayers(platformImage(t, os, arch, 1, nil), shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
+	}
+	pushIndex(t, mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), host+"/env:x")
+	d, err := shared.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newFaultProxy(t, host, func(int64, *http.Request) fault { return pass })
+	if _, err := testClient().Verify(context.Background(), []string{p.Host + "/env:x"}, "", twoPlatforms); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.count(http.MethodHead, d.String()); n != 1 {
+		t.Errorf("the shared layer %s was checked %d times, want once", d, n)
 	}
 }
