@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -35,12 +36,22 @@ type RecipeSources struct {
 
 	mu      sync.Mutex
 	recipes map[string]*recipe.Recipe
-	files   map[string][]byte // absolute path -> content
+	files   map[string][]byte            // absolute path -> content
+	sums    map[string]string            // absolute path -> "mode sha256" of the file
+	walks   map[string][]string          // directory -> its files
+	mounts  map[string][]string          // directory + RUN line -> the files it reads
+	stages  map[string]plan.StageSources // recipe, context, target, args read -> result
+	// argsRead are, per recipe, the arguments its answers depend on.
+	argsRead map[string][]string
 }
 
-// NewSources returns the plan.Sources of the checkout at root.
+// NewSources returns the plan.Sources of the checkout at root. It reads each
+// file once and remembers every answer: one plan asks about the same stages
+// many times (17 images, a few recipes).
 func NewSources(root string) *RecipeSources {
-	return &RecipeSources{root: root, recipes: map[string]*recipe.Recipe{}, files: map[string][]byte{}}
+	return &RecipeSources{root: root, recipes: map[string]*recipe.Recipe{}, files: map[string][]byte{},
+		sums: map[string]string{}, walks: map[string][]string{}, mounts: map[string][]string{},
+		stages: map[string]plan.StageSources{}, argsRead: map[string][]string{}}
 }
 
 var _ plan.Sources = (*RecipeSources)(nil)
@@ -56,17 +67,49 @@ func (s *RecipeSources) abs(p string) string {
 func (s *RecipeSources) Stage(recipePath, context, target string, args map[string]string) (plan.StageSources, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rc, ok := s.recipes[recipePath]
-	if !ok {
-		content, err := os.ReadFile(s.abs(recipePath))
-		if err != nil {
-			return plan.StageSources{}, fmt.Errorf("reading recipe: %w", err)
-		}
-		if rc, err = recipe.Parse(recipePath, content); err != nil {
-			return plan.StageSources{}, err
-		}
-		s.recipes[recipePath] = rc
+	rc, err := s.parse(recipePath)
+	if err != nil {
+		return plan.StageSources{}, err
 	}
+	// Only the arguments the recipe's FROM/COPY/ADD/mount words can see
+	// change the answer.
+	var kb strings.Builder
+	kb.WriteString(recipePath + "\x00" + context + "\x00" + target)
+	for _, k := range s.argsRead[recipePath] {
+		if v, ok := args[k]; ok {
+			kb.WriteString("\x00" + k + "=" + v)
+		}
+	}
+	key := kb.String()
+	if ss, ok := s.stages[key]; ok {
+		return ss, nil
+	}
+	ss, err := s.stage(rc, recipePath, context, target, args)
+	if err == nil {
+		s.stages[key] = ss
+	}
+	return ss, err
+}
+
+// parse parses a recipe once.
+func (s *RecipeSources) parse(recipePath string) (*recipe.Recipe, error) {
+	if rc, ok := s.recipes[recipePath]; ok {
+		return rc, nil
+	}
+	content, err := os.ReadFile(s.abs(recipePath))
+	if err != nil {
+		return nil, fmt.Errorf("reading recipe: %w", err)
+	}
+	rc, err := recipe.Parse(recipePath, content)
+	if err != nil {
+		return nil, err
+	}
+	s.recipes[recipePath] = rc
+	s.argsRead[recipePath] = rc.ArgsRead()
+	return rc, nil
+}
+
+func (s *RecipeSources) stage(rc *recipe.Recipe, recipePath, context, target string, args map[string]string) (plan.StageSources, error) {
 	reads, err := rc.Reads(target, args)
 	if err != nil {
 		return plan.StageSources{}, err
@@ -92,18 +135,32 @@ func (s *RecipeSources) Stage(recipePath, context, target string, args map[strin
 
 	h := sha256.New()
 	for _, t := range reads.Text {
-		fmt.Fprintf(h, "text %d\n%s\n", len(t), t)
+		h.Write([]byte("text " + strconv.Itoa(len(t)) + "\n" + t + "\n"))
 	}
 	for _, f := range files {
-		content, mode, err := s.read(f)
+		sum, err := s.sum(f)
 		if err != nil {
 			return plan.StageSources{}, err
 		}
 		rel, _ := filepath.Rel(ctxDir, f)
-		fmt.Fprintf(h, "file %s %v %d\n", filepath.ToSlash(rel), mode, len(content))
-		h.Write(content)
+		fmt.Fprintf(h, "file %s %s\n", filepath.ToSlash(rel), sum)
 	}
 	return plan.StageSources{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Images: reads.Images}, nil
+}
+
+// sum is a file's mode bits that a COPY keeps and the sha256 of its content.
+func (s *RecipeSources) sum(p string) (string, error) {
+	if v, ok := s.sums[p]; ok {
+		return v, nil
+	}
+	content, mode, err := s.read(p)
+	if err != nil {
+		return "", err
+	}
+	d := sha256.Sum256(content)
+	v := fmt.Sprintf("%v %s", mode, hex.EncodeToString(d[:]))
+	s.sums[p] = v
+	return v, nil
 }
 
 // read returns a file's content (a symlink's target text) and its mode bits
@@ -139,7 +196,7 @@ func (s *RecipeSources) copied(ctxDir, src string) ([]string, error) {
 	}
 	var out []string
 	for _, m := range matches {
-		got, err := walkFiles(m)
+		got, err := s.walk(m)
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +209,11 @@ func (s *RecipeSources) copied(ctxDir, src string) ([]string, error) {
 // RecipeSources).
 func (s *RecipeSources) mounted(ctxDir string, m recipe.Mount) ([]string, error) {
 	dir := filepath.Join(ctxDir, filepath.FromSlash(strings.TrimPrefix(path.Clean("/"+m.Source), "/")))
-	all, err := walkFiles(dir)
+	key := dir + "\x00" + m.Command
+	if got, ok := s.mounts[key]; ok {
+		return got, nil
+	}
+	all, err := s.walk(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -178,16 +239,29 @@ func (s *RecipeSources) mounted(ctxDir string, m recipe.Mount) ([]string, error)
 			queue = append(queue, string(content))
 		}
 	}
-	if len(chosen) == 0 {
-		return all, nil
-	}
-	var out []string
-	for i := range all {
-		if chosen[i] {
-			out = append(out, all[i])
+	out := all
+	if len(chosen) > 0 {
+		out = nil
+		for i := range all {
+			if chosen[i] {
+				out = append(out, all[i])
+			}
 		}
 	}
+	s.mounts[key] = out
 	return out, nil
+}
+
+// walk lists the files of p (p itself if it is a file), once.
+func (s *RecipeSources) walk(p string) ([]string, error) {
+	if got, ok := s.walks[p]; ok {
+		return got, nil
+	}
+	got, err := walkFiles(p)
+	if err == nil {
+		s.walks[p] = got
+	}
+	return got, err
 }
 
 // names reports whether text names the file rel of a mount: rel itself or

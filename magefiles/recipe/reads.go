@@ -1,6 +1,8 @@
 package recipe
 
 import (
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -45,6 +47,9 @@ func (r *Recipe) Reads(target string, args map[string]string) (Reads, error) {
 	}
 	lex := shell.NewLex('\\')
 	expand := func(w string) string {
+		if !strings.Contains(w, "$") {
+			return w
+		}
 		if x, _, err := lex.ProcessWord(w, env); err == nil {
 			return x
 		}
@@ -75,6 +80,9 @@ func (r *Recipe) Reads(target string, args map[string]string) (Reads, error) {
 }
 
 func nodeText(n *parser.Node) string {
+	if len(n.Heredocs) == 0 {
+		return n.Original
+	}
 	var b strings.Builder
 	b.WriteString(n.Original)
 	for _, h := range n.Heredocs {
@@ -134,4 +142,36 @@ func bindMounts(n *parser.Node, expand func(string) string) []Mount {
 		}
 	}
 	return out
+}
+
+var varRef = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
+
+// ArgsRead lists the build arguments Reads depends on: the global ARGs (FROM
+// lines see them) and every variable named in a FROM, COPY or ADD word or a
+// RUN --mount flag. Reads gives the same answer for two argument maps that
+// agree on these.
+func (r *Recipe) ArgsRead() []string {
+	out := slices.Clone(r.globals)
+	add := func(w string) {
+		for _, m := range varRef.FindAllStringSubmatch(w, -1) {
+			out = append(out, m[1])
+		}
+	}
+	for _, st := range r.stages {
+		add(st.from)
+		for _, n := range st.nodes {
+			switch strings.ToUpper(n.Value) {
+			case "COPY", "ADD":
+				for _, w := range nodeWords(n) {
+					add(w)
+				}
+			case "RUN":
+				for _, f := range n.Flags {
+					add(f)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -167,7 +167,7 @@ func (r *Recipe) globalEnv(args map[string]string) envGetter {
 		if _, given := args[g]; given {
 			continue
 		}
-		if v, ok := r.globalDefs[g]; ok {
+		if v, ok := r.globalDefs[g]; ok && strings.Contains(v, "$") {
 			if x, _, err := lex.ProcessWord(v, envGetter(env)); err == nil {
 				env[g] = x
 			}
@@ -195,9 +195,12 @@ func (r *Recipe) walk(target string, args map[string]string, visit func(i int, r
 		}
 		seen[i] = true
 		st := r.stages[i]
-		from, _, err := lex.ProcessWord(st.from, env)
-		if err != nil {
-			return fmt.Errorf("%s: expanding FROM %s: %w", r.path, st.from, err)
+		from := st.from
+		if strings.Contains(from, "$") {
+			var err error
+			if from, _, err = lex.ProcessWord(st.from, env); err != nil {
+				return fmt.Errorf("%s: expanding FROM %s: %w", r.path, st.from, err)
+			}
 		}
 		var outside []string
 		for _, ref := range append([]string{from}, st.uses...) {
