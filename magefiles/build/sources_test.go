@@ -131,3 +131,28 @@ func writeTestFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestRememberedAnswersFollowTheArgumentsTheRecipeReads(t *testing.T) {
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "Dockerfile.cpu"), "ARG BASE_IMAGE=ubuntu:20.04\nFROM ${BASE_IMAGE} AS base\nARG CONF\nCOPY ${CONF} /etc/\n")
+	writeTestFile(t, filepath.Join(dir, "a.conf"), "a\n")
+	writeTestFile(t, filepath.Join(dir, "b.conf"), "b\n")
+	src := NewSources(dir)
+	ask := func(args map[string]string) plan.StageSources {
+		ss, err := src.Stage("Dockerfile.cpu", ".", "base", args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ss
+	}
+	a := ask(map[string]string{"BASE_IMAGE": "ubuntu:20.04", "CONF": "a.conf", "OTHER": "1"})
+	if b := ask(map[string]string{"BASE_IMAGE": "ubuntu:20.04", "CONF": "a.conf", "OTHER": "2"}); b.Digest != a.Digest {
+		t.Error("an argument no word of the recipe names changed the answer")
+	}
+	if b := ask(map[string]string{"BASE_IMAGE": "ubuntu:20.04", "CONF": "b.conf"}); b.Digest == a.Digest {
+		t.Error("COPY ${CONF} of another file gave the remembered answer")
+	}
+	if b := ask(map[string]string{"BASE_IMAGE": "ubuntu:22.04", "CONF": "a.conf"}); len(b.Images) != 1 || b.Images[0] != "ubuntu:22.04" {
+		t.Errorf("another BASE_IMAGE gave images %v", b.Images)
+	}
+}
