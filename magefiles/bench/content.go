@@ -223,7 +223,9 @@ func (b *stackBench) contentFigures(ctx context.Context, fail func(string, error
 }
 
 // onePin compiles the tool with pinImage's HOROVOD_PIP changed and
-// publishes with it.
+// publishes with it. The copy is made from the checkout now: an edit of the
+// checkout while the bench runs (one that changes how inputs are computed)
+// would show here as more builds.
 func (b *stackBench) onePin(ctx context.Context, repo *benchRepo, set map[string]string) error {
 	src := filepath.Join(b.work, "tool-one-pin")
 	if err := copyToolSource(b.root, src); err != nil {
