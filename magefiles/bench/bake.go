@@ -129,12 +129,12 @@ const (
 	bakeRatioGoal       = 1.10
 )
 
-// bakePairs is how many interleaved rounds (bake, publish at the default
+// bakeRounds is how many interleaved rounds (bake, publish at the default
 // JOBS, publish with JOBS = number of images) the medians are taken of; every
 // publish must succeed, so this is also the "cold publishes in a row" check.
-var bakePairs = 5
+var bakeRounds = 5
 
-// bakeRatio runs bakePairs rounds of: `docker buildx bake --push` of a bake
+// bakeRatio runs bakeRounds rounds of: `docker buildx bake --push` of a bake
 // file written by BakeFile from the plan, a cold `publish` with the default
 // JOBS, and a cold `publish` with JOBS = the number of images; each into a
 // fresh repository (and a fresh commit), the builder's cache pruned before
@@ -143,12 +143,12 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 	n := len(catalog.All())
 	var bakes, defs, alls []time.Duration
 	var rDef, rAll []float64
-	def, err := variant.Parse(variant.MapLookup(nil), benchVersion, "abc1234")
+	defaults, err := variant.Parse(variant.MapLookup(nil), benchVersion, "abc1234")
 	if err != nil {
 		return err
 	}
-	defJobs := def.Jobs // what the tool runs with JOBS unset, on this machine
-	for round := 1; round <= bakePairs; round++ {
+	defJobs := defaults.Jobs // what the tool runs with JOBS unset, on this machine
+	for round := 1; round <= bakeRounds; round++ {
 		load := loadAvg()
 		bake, err := b.bakeOnce(ctx, fmt.Sprintf("bake-%d", round))
 		if err != nil {
@@ -159,14 +159,14 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 		}
 		def, err := b.publishFresh(ctx, fmt.Sprintf("bake-default-%d", round), 0, false)
 		if err != nil {
-			return fmt.Errorf("cold publish %d of %d with the default JOBS: %w", round, bakePairs, err)
+			return fmt.Errorf("cold publish %d of %d with the default JOBS: %w", round, bakeRounds, err)
 		}
 		if err := b.prune(ctx); err != nil {
 			return err
 		}
 		all, err := b.publishFresh(ctx, fmt.Sprintf("bake-all-%d", round), n, false)
 		if err != nil {
-			return fmt.Errorf("cold publish %d of %d with JOBS=%d: %w", round, bakePairs, n, err)
+			return fmt.Errorf("cold publish %d of %d with JOBS=%d: %w", round, bakeRounds, n, err)
 		}
 		if err := b.prune(ctx); err != nil {
 			return err
@@ -194,13 +194,17 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 	}
 	b.r.figure(FigBakeRatio, medDef, 3, &Goal{Max: bakeRatioGoal, Say: fmt.Sprintf("<= %.2f", bakeRatioGoal)})
 	b.r.figure(FigBakeRatioAllJobs, medAll, 3, nil)
-	mb, _ := Median(bakes)
-	md, _ := Median(defs)
-	ma, _ := Median(alls)
+	var med [3]time.Duration
+	for i, ds := range [][]time.Duration{bakes, defs, alls} {
+		if med[i], err = Median(ds); err != nil {
+			return err
+		}
+	}
+	mb, md, ma := med[0], med[1], med[2]
 	b.r.note("medians of %d rounds: bake %s, publish (default JOBS=%d) %s, publish (JOBS=%d) %s; load after: %s",
-		bakePairs, mb.Round(10*time.Millisecond), defJobs, md.Round(10*time.Millisecond), n, ma.Round(10*time.Millisecond), loadAvg())
+		bakeRounds, mb.Round(10*time.Millisecond), defJobs, md.Round(10*time.Millisecond), n, ma.Round(10*time.Millisecond), loadAvg())
 	b.r.note("%d cold publishes with the default JOBS and %d with JOBS=%d, in a row: all succeeded (every image built, verified, NGC copies and artifact files written)",
-		bakePairs, bakePairs, n)
+		bakeRounds, bakeRounds, n)
 	return nil
 }
 

@@ -21,8 +21,8 @@ func TestBakeRatio(t *testing.T) {
 		if err != nil || n < 1 {
 			t.Fatalf("BENCH_BAKE_ROUNDS=%q: must be a whole number >= 1", v)
 		}
-		defer func(old int) { bakePairs = old }(bakePairs)
-		bakePairs = n
+		defer func(old int) { bakeRounds = old }(bakeRounds)
+		bakeRounds = n
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
