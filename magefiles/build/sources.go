@@ -43,6 +43,7 @@ type RecipeSources struct {
 	stages  map[string]plan.StageSources // recipe, context, target, args read -> result
 	// argsRead are, per recipe, the arguments its answers depend on.
 	argsRead map[string][]string
+	refs     map[string][]int // mount directory + file -> the files of the mount it names
 }
 
 // NewSources returns the plan.Sources of the checkout at root. It reads each
@@ -51,7 +52,7 @@ type RecipeSources struct {
 func NewSources(root string) *RecipeSources {
 	return &RecipeSources{root: root, recipes: map[string]*recipe.Recipe{}, files: map[string][]byte{},
 		sums: map[string]string{}, walks: map[string][]string{}, mounts: map[string][]string{},
-		stages: map[string]plan.StageSources{}, argsRead: map[string][]string{}}
+		stages: map[string]plan.StageSources{}, argsRead: map[string][]string{}, refs: map[string][]int{}}
 }
 
 var _ plan.Sources = (*RecipeSources)(nil)
@@ -100,7 +101,7 @@ func (s *RecipeSources) parse(recipePath string) (*recipe.Recipe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading recipe: %w", err)
 	}
-	rc, err := recipe.Parse(recipePath, content)
+	rc, err := parseOnce(recipePath, content)
 	if err != nil {
 		return nil, err
 	}
@@ -222,22 +223,36 @@ func (s *RecipeSources) mounted(ctxDir string, m recipe.Mount) ([]string, error)
 		r, _ := filepath.Rel(dir, f)
 		rels[i] = filepath.ToSlash(r)
 	}
-	chosen := map[int]bool{}
-	queue := []string{m.Command}
-	for len(queue) > 0 {
-		text := queue[0]
-		queue = queue[1:]
+	named := func(text string) []int {
+		var out []int
 		for i, rel := range rels {
-			if chosen[i] || !names(text, rel) {
-				continue
+			if names(text, rel) {
+				out = append(out, i)
 			}
-			chosen[i] = true
+		}
+		return out
+	}
+	chosen := map[int]bool{}
+	queue := named(m.Command)
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		if chosen[i] {
+			continue
+		}
+		chosen[i] = true
+		// What a file names is the same for every RUN line of the mount.
+		key := dir + "\x00" + all[i]
+		refs, ok := s.refs[key]
+		if !ok {
 			content, _, err := s.read(all[i])
 			if err != nil {
 				return nil, err
 			}
-			queue = append(queue, string(content))
+			refs = named(string(content))
+			s.refs[key] = refs
 		}
+		queue = append(queue, refs...)
 	}
 	out := all
 	if len(chosen) > 0 {
@@ -273,6 +288,24 @@ func names(text, rel string) bool {
 		}
 	}
 	return false
+}
+
+// parsed holds every recipe parsed in this process, by path and content:
+// the same recipe text parses to the same result.
+var parsed sync.Map
+
+func parseOnce(path string, content []byte) (*recipe.Recipe, error) {
+	sum := sha256.Sum256(content)
+	key := path + "\x00" + hex.EncodeToString(sum[:])
+	if rc, ok := parsed.Load(key); ok {
+		return rc.(*recipe.Recipe), nil
+	}
+	rc, err := recipe.Parse(path, content)
+	if err != nil {
+		return nil, err
+	}
+	parsed.Store(key, rc)
+	return rc, nil
 }
 
 // walkFiles lists p if it is a file, or every file below it.
