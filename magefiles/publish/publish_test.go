@@ -723,3 +723,31 @@ func TestANewCommitWithTheSameInputsReusesEverything(t *testing.T) {
 		}
 	}
 }
+
+// failingLookup is a registry whose look-ups fail with an error other than
+// "not found" (an outage, a broken blob store).
+type failingLookup struct{ Registry }
+
+func (failingLookup) Lookup(context.Context, []string) (registry.Found, error) {
+	return registry.Found{}, errors.New("registry 127.0.0.1: status 500 Internal Server Error")
+}
+
+func TestALookupErrorMeansABuildWithAWarning(t *testing.T) {
+	h, o := publishedTF2CPU(t)
+	before := h.buildCount()
+	rep, err := h.run(context.Background(), failingLookup{h.client()}, o)
+	if err != nil {
+		t.Fatalf("a failed up-to-date check failed the publish: %v", err)
+	}
+	if n := h.buildCount() - before; n != 2 {
+		t.Errorf("%d builds, want 2: an image that cannot be checked is built", n)
+	}
+	for _, n := range []string{"cpu-py-38-base", "tf2-cpu"} {
+		if ir := imageReport(t, *rep, n); ir.Result != Built || !ir.Verified {
+			t.Errorf("%s: %+v", n, ir)
+		}
+	}
+	if !strings.Contains(h.err.String(), "WRN cpu-py-38-base: cannot tell whether it is up to date, building it: registry 127.0.0.1: status 500") {
+		t.Errorf("no warning:\n%s", h.err.String())
+	}
+}
