@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -55,7 +56,7 @@ func addSources(sp *Spec, src Sources) error {
 	if src == nil {
 		return nil
 	}
-	args := map[string]string{}
+	args := make(map[string]string, len(sp.BuildArgs))
 	for _, a := range sp.BuildArgs {
 		args[a.Name] = a.Value
 	}
@@ -142,7 +143,7 @@ func inputsDigest(sp Spec) string {
 			if d, ok := byDigest[v]; ok {
 				v = d
 			}
-			fmt.Fprintf(h, "arg %s=%s\n", a.Name, v)
+			io.WriteString(h, "arg "+a.Name+"="+v+"\n")
 		}
 	}
 	for _, c := range sp.Contexts {

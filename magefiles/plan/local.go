@@ -127,12 +127,17 @@ func foldBase(sp *Spec, s variant.Settings) error {
 	if err != nil {
 		return err
 	}
-	merged := []catalog.Arg{{Name: "FRAMEWORK_BASE", Value: "base"}}
-	seen := map[string]bool{"FRAMEWORK_BASE": true}
-	for _, a := range append(baseArgs, sp.BuildArgs...) {
-		if !seen[a.Name] {
-			merged = append(merged, a)
-			seen[a.Name] = true
+	n := 1 + len(baseArgs) + len(sp.BuildArgs)
+	merged := make([]catalog.Arg, 0, n)
+	merged = append(merged, catalog.Arg{Name: "FRAMEWORK_BASE", Value: "base"})
+	seen := make(map[string]bool, n)
+	seen["FRAMEWORK_BASE"] = true
+	for _, list := range [][]catalog.Arg{baseArgs, sp.BuildArgs} {
+		for _, a := range list {
+			if !seen[a.Name] {
+				merged = append(merged, a)
+				seen[a.Name] = true
+			}
 		}
 	}
 	sp.BuildArgs = merged

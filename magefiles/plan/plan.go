@@ -99,7 +99,7 @@ func Plan(s variant.Settings, req Request) ([]Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	var specs []Spec
+	specs := make([]Spec, 0, len(order))
 	for _, img := range order {
 		sp, err := spec(img, s, req)
 		if err != nil {
@@ -125,7 +125,7 @@ func closure(names []string, withBases bool) ([]catalog.Image, error) {
 			want[img.Base] = true
 		}
 	}
-	var out []catalog.Image
+	out := make([]catalog.Image, 0, len(want))
 	for _, img := range catalog.All() {
 		if want[img.Name] {
 			out = append(out, img)
@@ -173,7 +173,7 @@ func baseArgs(img catalog.Image, s variant.Settings) []catalog.Arg {
 // BuildArgs are every build argument of img under s, BASE_IMAGE first, then
 // the pins, then the variant settings, then the OCI label inputs.
 func BuildArgs(img catalog.Image, s variant.Settings) ([]catalog.Arg, error) {
-	var args []catalog.Arg
+	args := make([]catalog.Arg, 0, 16+len(img.Pins))
 	switch {
 	case img.Base != "":
 		base, err := catalog.Lookup(img.Base)
@@ -294,7 +294,9 @@ func CacheRef(sp Spec) string {
 
 func argv(sp Spec) []string {
 	mode := sp.opts.mode
-	a := []string{"docker", "buildx", "build"}
+	// Room for every word below, so the slice grows once.
+	a := make([]string, 0, 20+2*(len(sp.BuildArgs)+len(sp.Contexts)+len(sp.Secrets)))
+	a = append(a, "docker", "buildx", "build")
 	if sp.opts.builder != "" {
 		a = append(a, "--builder", sp.opts.builder)
 	}

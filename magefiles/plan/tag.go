@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -49,12 +50,49 @@ func (t Tags) List() []string {
 func tagsIn(repo string, img catalog.Image, s variant.Settings) (Tags, error) {
 	n := TagName(img, s)
 	t := Tags{Hashed: repo + ":" + n + "-" + s.Hash, Versioned: repo + ":" + n + "-" + s.Version}
-	for _, ref := range t.List() {
-		if _, err := name.NewTag(ref); err != nil {
-			return Tags{}, fmt.Errorf("image %s: tag %q is not a valid reference: %w", img.Name, ref, err)
+	if err := checkRepo(repo); err != nil {
+		return Tags{}, fmt.Errorf("image %s: tag %q is not a valid reference: %w", img.Name, t.Hashed, err)
+	}
+	for _, tag := range []string{n + "-" + s.Hash, n + "-" + s.Version} {
+		if !validTag(tag) {
+			return Tags{}, fmt.Errorf("image %s: tag %q is not a valid reference: %q must be 1 to 128 letters, digits, _ . and -, not starting with . or -", img.Name, repo+":"+tag, tag)
 		}
 	}
 	return t, nil
+}
+
+// checkedRepos remembers each repository checkRepo has parsed: a matrix
+// names a few repositories hundreds of times.
+var checkedRepos sync.Map // repository -> error (nil when valid)
+
+// checkRepo parses a repository as go-containerregistry does, once per
+// repository.
+func checkRepo(repo string) error {
+	if err, ok := checkedRepos.Load(repo); ok {
+		if err == nil {
+			return nil
+		}
+		return err.(error)
+	}
+	_, err := name.NewRepository(repo)
+	checkedRepos.Store(repo, err)
+	return err
+}
+
+// validTag reports whether tag is a valid tag: [A-Za-z0-9_][A-Za-z0-9_.-]*,
+// at most 128 characters (the rule go-containerregistry and the registry
+// API apply).
+func validTag(tag string) bool {
+	if tag == "" || len(tag) > 128 || tag[0] == '.' || tag[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // DockerhubTags are the image's tags in $DOCKERHUB_REGISTRY/$REGISTRY_REPO.

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // How the default JOBS is chosen.
@@ -37,9 +38,11 @@ func DefaultJobs(memBytes uint64, cpus int) int {
 	return min(max(n, minDefaultJobs), maxDefaultJobs)
 }
 
-func defaultJobs() int {
+// defaultJobs is worked out once per process: the machine does not change
+// while the tool runs.
+var defaultJobs = sync.OnceValue(func() int {
 	return DefaultJobs(machineMemory(), runtime.NumCPU())
-}
+})
 
 // machineMemory is MemTotal of /proc/meminfo, or the memory limit of the
 // process's cgroup (v2 memory.max, v1 memory.limit_in_bytes) when lower; 0
