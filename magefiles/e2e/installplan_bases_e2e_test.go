@@ -8,9 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -40,53 +37,9 @@ var standinTools = []string{
 }
 
 // staticBash returns the path of Debian's bash-static for arch (amd64,
-// arm64), downloading and extracting it into the stack's cache once.
+// arm64), downloaded and extracted into the stack's cache once.
 func staticBash(ctx context.Context, arch string) (string, error) {
-	cache, err := stack.DefaultCacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(cache, "bash-static-"+arch, "bin", "bash-static")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	dl, err := os.MkdirTemp(cache, "download-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(dl)
-	_ = os.Chmod(dl, 0o777) // apt downloads as the _apt user when it can
-	run := func(dir string, args ...string) error {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	// The stack's provisioning added the arm64 dpkg architecture already.
-	if err := run(dl, "apt-get", "download", "bash-static:"+arch); err != nil {
-		if err := run("", "apt-get", "update"); err != nil {
-			return "", err
-		}
-		if err := run(dl, "apt-get", "download", "bash-static:"+arch); err != nil {
-			return "", err
-		}
-	}
-	debs, _ := filepath.Glob(filepath.Join(dl, "bash-static_*_"+arch+".deb"))
-	if len(debs) != 1 {
-		return "", fmt.Errorf("apt-get download bash-static:%s left %d .deb files", arch, len(debs))
-	}
-	x := filepath.Join(dl, "x")
-	if err := run("", "dpkg-deb", "-x", debs[0], x); err != nil {
-		return "", err
-	}
-	dir := filepath.Dir(filepath.Dir(bin))
-	_ = os.RemoveAll(dir)
-	if err := os.Rename(x, dir); err != nil {
-		return "", err
-	}
-	return bin, nil
+	return stack.StaticBinary(ctx, io.Discard, "bash-static", arch, "bin/bash-static")
 }
 
 // baseKind is what a stand-in base imitates.

@@ -150,6 +150,15 @@ func saysLoaded(t *testing.T, r result, ref, platform, run string) {
 // its base stage recorded the base's build arguments), the build never names
 // the base tag, and no registry changes.
 func TestLocalBuildGPUTorch(t *testing.T) {
+	localBuildGPUTorch(t, nil, "--load")
+}
+
+// localBuildGPUTorch runs `buildGPUTorch` with the settings over and checks
+// it as TestLocalBuildGPUTorch says; output is how the builds must hand the
+// image to the engine (--load, or --output type=image,push=false on the
+// docker driver).
+func localBuildGPUTorch(t *testing.T, over map[string]string, output string) {
+	t.Helper()
 	requireTarget(t, "buildGPUTorch")
 	sc := newScenario(t, nil, nil)
 	_, pub := sc.plan(nil)
@@ -160,7 +169,7 @@ func TestLocalBuildGPUTorch(t *testing.T) {
 		}
 	}
 	before := snapshotRegistries(t)
-	r := sc.run(nil, "-v", "buildGPUTorch")
+	r := sc.run(over, "-v", "buildGPUTorch")
 	if r.code != 0 {
 		t.Fatalf("envs buildGPUTorch failed (exit %d):\n%s", r.code, r.tail(80))
 	}
@@ -179,6 +188,9 @@ func TestLocalBuildGPUTorch(t *testing.T) {
 	if strings.Contains(r.out, "BASE_IMAGE="+base.Tags.Hashed) || !strings.Contains(r.out, "FRAMEWORK_BASE=base") || strings.Contains(r.out, "--push") {
 		t.Errorf("the builds named the base tag, or did not fold the base stage, or pushed:\n%s", r.tail(80))
 	}
+	if n := strings.Count(r.out, " "+output+" "); n != 2 {
+		t.Errorf("%d builds handed their image to the engine with %s, want 2:\n%s", n, output, r.tail(80))
+	}
 	for _, sp := range []plan.Spec{base, pt} {
 		saysLoaded(t, r, sp.Tags.Hashed, "linux/amd64", "docker run --rm -it "+sp.Tags.Hashed)
 	}
@@ -189,12 +201,19 @@ func TestLocalBuildGPUTorch(t *testing.T) {
 // arm64 image in the engine that `docker run --platform linux/arm64` runs
 // (under QEMU), and changes no registry.
 func TestLocalArm64LoadsIntoTheEngine(t *testing.T) {
+	localArm64(t, nil)
+}
+
+// localArm64 runs `localArm64 -image=tf2-cpu` with the settings over and
+// checks it as TestLocalArm64LoadsIntoTheEngine says.
+func localArm64(t *testing.T, over map[string]string) {
+	t.Helper()
 	requireTarget(t, "localArm64")
 	sc := newScenario(t, nil, nil)
 	_, pub := sc.plan(nil)
 	tf2 := specNamed(t, pub, "tf2-cpu")
 	before := snapshotRegistries(t)
-	r := sc.run(nil, "localArm64", "-image=tf2-cpu")
+	r := sc.run(over, "localArm64", "-image=tf2-cpu")
 	if r.code != 0 {
 		t.Fatalf("envs localArm64 -image=tf2-cpu failed (exit %d):\n%s", r.code, r.tail(60))
 	}

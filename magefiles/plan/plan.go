@@ -167,7 +167,27 @@ func baseArgs(img catalog.Image, s variant.Settings) []catalog.Arg {
 	if img.Accel == catalog.CUDA {
 		args = append(args, catalog.Arg{Name: "WITH_NCCL", Value: on(s.NCCL)}, catalog.Arg{Name: "WITH_AWS_TRACE", Value: on(s.AWSTrace)})
 	}
-	return args
+	// The switches of the base stage's ENV: a Dockerfile can only test a
+	// value for being empty (${X:+...}), and the recipes use no newer
+	// substitution (${X#0}), which the Dockerfile frontend built into Docker
+	// Engines before 26 refuses. "1" or "" each; UCX_ON is "ucx" unless OFI.
+	args = append(args, arg("MPI_ON", onOrEmpty(s.MPI)), arg("OFI_ON", onOrEmpty(s.OFI)))
+	if img.Accel == catalog.CUDA {
+		args = append(args, arg("NCCL_ON", onOrEmpty(s.NCCL)))
+	}
+	ucx := "ucx"
+	if s.OFI {
+		ucx = ""
+	}
+	return append(args, arg("UCX_ON", ucx))
+}
+
+// onOrEmpty is "1" for true and "" for false.
+func onOrEmpty(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
 }
 
 // BuildArgs are every build argument of img under s, BASE_IMAGE first, then

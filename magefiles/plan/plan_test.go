@@ -185,6 +185,29 @@ func checkHorovod(t *testing.T, img catalog.Image, s variant.Settings, got map[s
 		if img.Accel == catalog.CUDA && (got["WITH_NCCL"] != on(s.NCCL) || got["WITH_AWS_TRACE"] != on(s.AWSTrace)) {
 			t.Errorf("cuda base WITH_NCCL=%q WITH_AWS_TRACE=%q", got["WITH_NCCL"], got["WITH_AWS_TRACE"])
 		}
+		// The ENV switches: "1" or "" (empty is off), UCX unless OFI.
+		flag := func(b bool) string {
+			if b {
+				return "1"
+			}
+			return ""
+		}
+		ucx := "ucx"
+		if s.OFI {
+			ucx = ""
+		}
+		switches := map[string]string{"MPI_ON": flag(s.MPI), "OFI_ON": flag(s.OFI), "UCX_ON": ucx}
+		if img.Accel == catalog.CUDA {
+			switches["NCCL_ON"] = flag(s.NCCL)
+		}
+		for k, v := range switches {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("base switch %s=%q (passed: %v), want %q", k, g, ok, v)
+			}
+		}
+		if _, ok := got["NCCL_ON"]; ok && img.Accel != catalog.CUDA {
+			t.Errorf("NCCL_ON passed to %s, which has no NCCL", img.Name)
+		}
 		return
 	}
 	mpi := s.MPI && img.Accel != catalog.ROCm

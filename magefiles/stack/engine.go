@@ -3,11 +3,13 @@ package stack
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -29,6 +31,10 @@ const policyRCD = "/usr/sbin/policy-rc.d"
 // for the install, when the host has none): the stack runs a dockerd of its
 // own and nothing else may start.
 func provisionEngine(ctx context.Context, apt *aptState) (string, error) {
+	// engineBridge makes the engine's bridge with iproute2's ip.
+	if err := apt.install(ctx, []string{"iproute2"}); err != nil {
+		return "", err
+	}
 	if p, err := lookPath("dockerd"); err == nil {
 		return p, nil
 	}
@@ -48,9 +54,43 @@ func provisionEngine(ctx context.Context, apt *aptState) (string, error) {
 	return p, nil
 }
 
+// engineBridge creates a network bridge of the engine's own (de-XXXXXX, on a
+// random 10.x.y.1/24), up, with nothing routed or masqueraded through it.
+// The containers of the engine's built-in builder (the docker driver) and of
+// `docker run` need a bridge to attach to; one per engine keeps docker0 and
+// other stacks' engines out of it.
+func engineBridge(ctx context.Context) (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("stack: %w", err)
+	}
+	name := fmt.Sprintf("de-%x", b[:3])
+	cidr := fmt.Sprintf("10.%d.%d.1/24", 200+int(b[3])%50, b[0])
+	for _, args := range [][]string{
+		{"link", "add", "name", name, "type", "bridge"},
+		{"addr", "add", cidr, "dev", name},
+		{"link", "set", name, "up"},
+	} {
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			_ = deleteLink(name)
+			return "", fmt.Errorf("stack: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return name, nil
+}
+
+// deleteLink deletes a network link engineBridge created.
+func deleteLink(name string) error {
+	if out, err := exec.Command("ip", "link", "del", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("stack: ip link del %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // startEngine starts a Docker Engine (Debian's dockerd) as root with its own
-// data root, exec root, pid file and socket, no bridge, no iptables and no
-// IP forwarding (nothing here needs container networking), its own empty
+// data root, exec root, pid file and socket, a bridge of its own
+// (engineBridge; none when it cannot be made), no iptables and no IP
+// forwarding (nothing here needs container networking), its own empty
 // daemon.json, docker.io mirrored to the Mirror registry and the three
 // loopback registries as insecure. DockerHost then addresses it.
 func (s *Stack) startEngine(ctx context.Context) error {
@@ -76,8 +116,16 @@ func (s *Stack) startEngine(ctx context.Context) error {
 	args := []string{
 		"--config-file", conf, "--data-root", data, "--exec-root", execRoot,
 		"--pidfile", filepath.Join(execRoot, "docker.pid"), "-H", "unix://" + sock,
-		"--iptables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
+		"--iptables=false", "--ip-forward=false", "--ip-masq=false",
 		"--registry-mirror", "http://" + s.Mirror,
+	}
+	if br, err := engineBridge(ctx); err != nil {
+		logf(s.log, "dockerd without a bridge (the docker driver's RUN steps and `docker run` need one): %v", err)
+		args = append(args, "--bridge=none")
+	} else {
+		s.links = append(s.links, br)
+		s.EngineBridge = br
+		args = append(args, "--bridge", br)
 	}
 	for _, r := range []string{s.Hub, s.NGC, s.Mirror} {
 		args = append(args, "--insecure-registry", r)

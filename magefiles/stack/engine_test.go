@@ -57,6 +57,21 @@ func TestEngineAndMultiNodeBuilder(t *testing.T) {
 		}
 	}
 
+	// The engine's own builder (the docker driver, Docker Desktop's default)
+	// runs RUN steps on the engine's bridge and stores the image in the
+	// engine with -o type=image,push=false. (docker run on the bridge warns
+	// that IP forwarding is off, before the command's output.)
+	if s.EngineBridge == "" {
+		t.Fatal("the engine has no bridge: its docker-driver builder cannot run RUN steps (see the stack's log)")
+	}
+	if _, err := s.Docker(ctx, dir, "buildx", "build", "--builder", "default", "--build-arg", "X=docker-driver",
+		"--output", "type=image,push=false", "-t", "e2e/engine-smoke:docker-driver", "."); err != nil {
+		t.Fatalf("docker-driver build: %v", err)
+	}
+	if out, err := s.Docker(ctx, "", "run", "--rm", "e2e/engine-smoke:docker-driver", "cat", "/x"); err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "\ndocker-driver") && strings.TrimSpace(string(out)) != "docker-driver" {
+		t.Errorf("docker run of the docker-driver image (on the bridge): %v\n%s", err, out)
+	}
+
 	multi, err := s.StartMultiNodeBuilder(ctx)
 	if err != nil {
 		t.Fatalf("StartMultiNodeBuilder: %v", err)
@@ -89,5 +104,8 @@ func TestEngineAndMultiNodeBuilder(t *testing.T) {
 	}
 	if out, _ := exec.Command("grep", "-c", o.WorkDir, "/proc/self/mounts").Output(); strings.TrimSpace(string(out)) != "0" {
 		t.Errorf("mounts left under %s: %s", o.WorkDir, out)
+	}
+	if out, err := exec.Command("ip", "link", "show", s.EngineBridge).CombinedOutput(); err == nil {
+		t.Errorf("the engine's bridge %s is still there:\n%s", s.EngineBridge, out)
 	}
 }

@@ -278,12 +278,39 @@ func (a *aptState) install(ctx context.Context, pkgs []string) error {
 	return a.run(ctx, "", args...)
 }
 
-// extractBusybox downloads Debian's busybox-static for arch (adding the dpkg
-// architecture if needed) and extracts it into the cache; it returns the path
-// of the static busybox binary. The host's installed packages do not change.
+// extractBusybox downloads Debian's busybox-static for arch and extracts it
+// into the cache; it returns the path of the static busybox binary.
 func (a *aptState) extractBusybox(ctx context.Context, cacheDir, arch string) (string, error) {
-	bin := busyboxPath(cacheDir, arch)
-	dir := filepath.Dir(filepath.Dir(bin))
+	return a.extractPackage(ctx, cacheDir, "busybox-static", arch, "bin/busybox")
+}
+
+// StaticBinary returns the path of the file rel (say bin/bash-static) of
+// Debian's package pkg for arch (amd64, arm64), downloading and extracting
+// the package into the stack's cache once. The host's installed packages do
+// not change. It takes the provisioning lock, so it may run beside Provision.
+func StaticBinary(ctx context.Context, log io.Writer, pkg, arch, rel string) (string, error) {
+	cacheDir, err := DefaultCacheDir()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", fmt.Errorf("stack: create cache dir: %w", err)
+	}
+	unlock, err := lockFile(ctx, filepath.Join(cacheDir, ".provision.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	return (&aptState{log: log}).extractPackage(ctx, cacheDir, pkg, arch, rel)
+}
+
+// extractPackage downloads Debian's pkg for arch (adding the dpkg
+// architecture if needed) and extracts it into cacheDir/<pkg>-<arch>; it
+// returns the path of the package's file rel there. The host's installed
+// packages do not change.
+func (a *aptState) extractPackage(ctx context.Context, cacheDir, pkg, arch, rel string) (string, error) {
+	dir := filepath.Join(cacheDir, pkg+"-"+arch)
+	bin := filepath.Join(dir, filepath.FromSlash(rel))
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
@@ -297,8 +324,8 @@ func (a *aptState) extractBusybox(ctx context.Context, cacheDir, arch string) (s
 	defer os.RemoveAll(dl)
 	_ = os.Chmod(dl, 0o777) // apt downloads as the _apt user when it can
 	download := func() error {
-		logf(a.log, "apt-get download busybox-static:%s", arch)
-		return a.run(ctx, dl, "apt-get", "download", "busybox-static:"+arch)
+		logf(a.log, "apt-get download %s:%s", pkg, arch)
+		return a.run(ctx, dl, "apt-get", "download", pkg+":"+arch)
 	}
 	if a.needUpdate {
 		if err := a.update(ctx); err != nil {
@@ -316,16 +343,16 @@ func (a *aptState) extractBusybox(ctx context.Context, cacheDir, arch string) (s
 			return "", err
 		}
 	}
-	debs, _ := filepath.Glob(filepath.Join(dl, "busybox-static_*_"+arch+".deb"))
+	debs, _ := filepath.Glob(filepath.Join(dl, pkg+"_*_"+arch+".deb"))
 	if len(debs) != 1 {
-		return "", fmt.Errorf("stack: apt-get download busybox-static:%s left %d .deb files in %s", arch, len(debs), dl)
+		return "", fmt.Errorf("stack: apt-get download %s:%s left %d .deb files in %s", pkg, arch, len(debs), dl)
 	}
 	tmp := filepath.Join(dl, "x")
 	if err := a.run(ctx, "", "dpkg-deb", "-x", debs[0], tmp); err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(filepath.Join(tmp, "bin", "busybox")); err != nil {
-		return "", fmt.Errorf("stack: busybox-static:%s has no bin/busybox: %w", arch, err)
+	if _, err := os.Stat(filepath.Join(tmp, filepath.FromSlash(rel))); err != nil {
+		return "", fmt.Errorf("stack: %s:%s has no %s: %w", pkg, arch, rel, err)
 	}
 	_ = os.RemoveAll(dir)
 	if err := os.Rename(tmp, dir); err != nil {

@@ -28,6 +28,9 @@ type Stack struct {
 	// DockerHost is the DOCKER_HOST of the stack's Docker Engine
 	// (unix:///.../docker.sock); "" unless Options.Engine.
 	DockerHost string
+	// EngineBridge is the network bridge the engine attaches containers
+	// to; "" when it has none (its docker driver cannot run RUN steps then).
+	EngineBridge string
 
 	tools    Tools
 	workDir  string
@@ -37,6 +40,7 @@ type Stack struct {
 	builders []string // further builders (multi-node), removed by Stop
 	tempDirs []string // outside workDir (short socket paths), removed by Stop
 	mounts   []string // directories whose leftover mounts Stop unmounts
+	links    []string // network links (the engine's bridge), deleted by Stop
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -143,6 +147,11 @@ func (s *Stack) Stop() error {
 		}
 		for _, d := range s.tempDirs {
 			_ = os.RemoveAll(d)
+		}
+		for _, l := range s.links {
+			if err := deleteLink(l); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if len(errs) > 0 {
 			s.stopErr = errs[0]
