@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,12 +62,15 @@ func provisionEngine(ctx context.Context, apt *aptState) (string, error) {
 // `docker run` need a bridge to attach to; one per engine keeps docker0 and
 // other stacks' engines out of it.
 func engineBridge(ctx context.Context) (string, error) {
-	var b [4]byte
+	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("stack: %w", err)
 	}
-	name := fmt.Sprintf("de-%x", b[:3])
-	cidr := fmt.Sprintf("10.%d.%d.1/24", 200+int(b[3])%50, b[0])
+	name := fmt.Sprintf("de-%x", b)
+	cidr, err := freeSubnet(ctx)
+	if err != nil {
+		return "", err
+	}
 	for _, args := range [][]string{
 		{"link", "add", "name", name, "type", "bridge"},
 		{"addr", "add", cidr, "dev", name},
@@ -77,6 +82,58 @@ func engineBridge(ctx context.Context) (string, error) {
 		}
 	}
 	return name, nil
+}
+
+// freeSubnet picks a random 10.x.y.1/24 that overlaps no route of the host
+// (`ip -4 route show table all`), so the bridge takes no traffic meant for
+// the host's own networks.
+func freeSubnet(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "ip", "-4", "route", "show", "table", "all").Output()
+	if err != nil {
+		return "", fmt.Errorf("stack: ip -4 route show table all: %w", err)
+	}
+	used := routePrefixes(string(out))
+	for range 64 {
+		var b [2]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("stack: %w", err)
+		}
+		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200 + b[0]%50, b[1], 0}), 24)
+		if !slices.ContainsFunc(used, cand.Overlaps) {
+			return netip.PrefixFrom(cand.Addr().Next(), 24).String(), nil
+		}
+	}
+	return "", errors.New("stack: no free 10.x.y.0/24 for the engine's bridge: the host's routes cover them")
+}
+
+// routePrefixes returns the destination prefixes of `ip -4 route` lines
+// (default is 0.0.0.0/0 and overlaps everything, so it is left out: a
+// default route is what a more specific bridge route is meant to win over).
+func routePrefixes(routes string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, line := range strings.Split(routes, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		dst := f[0]
+		if dst == "broadcast" || dst == "local" || dst == "unicast" || dst == "multicast" {
+			if len(f) < 2 {
+				continue
+			}
+			dst = f[1]
+		}
+		if dst == "default" {
+			continue
+		}
+		if !strings.Contains(dst, "/") {
+			dst += "/32"
+		}
+		if p, err := netip.ParsePrefix(dst); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // deleteLink deletes a network link engineBridge created.
