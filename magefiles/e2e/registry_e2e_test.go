@@ -125,37 +125,11 @@ func layerDigests(t *testing.T, img v1.Image) []string {
 // registries, one a line.
 func registryState(t *testing.T, regs ...string) string {
 	t.Helper()
-	ctx := context.Background()
-	var lines []string
-	for _, r := range regs {
-		reg, err := name.NewRegistry(r, name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		repos, err := remote.Catalog(ctx, reg)
-		if err != nil {
-			t.Fatalf("catalog %s: %v", r, err)
-		}
-		for _, repo := range repos {
-			rp, err := name.NewRepository(r+"/"+repo, name.Insecure)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tags, err := remote.List(rp, remote.WithContext(ctx))
-			if err != nil && !isNotFound(err) {
-				t.Fatalf("list %s: %v", rp, err)
-			}
-			for _, tg := range tags {
-				d, err := remote.Head(rp.Tag(tg), remote.WithContext(ctx))
-				if err != nil {
-					t.Fatalf("head %s:%s: %v", rp, tg, err)
-				}
-				lines = append(lines, rp.String()+":"+tg+" "+d.Digest.String())
-			}
-		}
+	state, err := stack.RegistryState(context.Background(), regs...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return state
 }
 
 // blobs lists the blob digests stored by the named stack registries

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -174,34 +173,9 @@ func TestStackBuildsMultiPlatformAndPushes(t *testing.T) {
 // stack's registries.
 func registryState(ctx context.Context, t *testing.T, s *Stack) string {
 	t.Helper()
-	var lines []string
-	for _, r := range []string{s.Hub, s.NGC, s.Mirror} {
-		reg, err := name.NewRegistry(r, name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		repos, err := remote.Catalog(ctx, reg)
-		if err != nil {
-			t.Fatalf("catalog %s: %v", r, err)
-		}
-		for _, repo := range repos {
-			rp, err := name.NewRepository(r+"/"+repo, name.Insecure)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tags, err := remote.List(rp, remote.WithContext(ctx))
-			if err != nil {
-				t.Fatalf("list %s: %v", rp, err)
-			}
-			for _, tg := range tags {
-				d, err := remote.Head(rp.Tag(tg), remote.WithContext(ctx))
-				if err != nil {
-					t.Fatalf("head %s:%s: %v", rp, tg, err)
-				}
-				lines = append(lines, rp.String()+":"+tg+" "+d.Digest.String())
-			}
-		}
+	state, err := RegistryState(ctx, s.Hub, s.NGC, s.Mirror)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return state
 }
