@@ -79,8 +79,10 @@ func E2e(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("e2e needs root: it installs Debian packages, registers arm64 emulation with binfmt_misc and runs buildkitd (uid is %d)", os.Geteuid())
 	}
-	run.NewStatus(os.Stderr).Step("end-to-end suite (go test -tags e2e ./magefiles/e2e/...)")
-	sum, err := gotest.Run(ctx, root, nil, os.Stdout, "-tags", "e2e", "-count=1", "-p", "1", "-timeout=50m", "./magefiles/e2e/...")
+	// The stack's own tests (the engine, its docker driver and bridge, the
+	// multi-node builder) first, then the scenarios on it.
+	run.NewStatus(os.Stderr).Step("end-to-end suite (go test -tags e2e ./magefiles/stack/... ./magefiles/e2e/...)")
+	sum, err := gotest.Run(ctx, root, nil, os.Stdout, "-tags", "e2e", "-count=1", "-p", "1", "-timeout=50m", "./magefiles/stack/...", "./magefiles/e2e/...")
 	fmt.Printf("e2e: %d passed, %d failed\n", sum.Passed, sum.Failed)
 	switch {
 	case err != nil:
