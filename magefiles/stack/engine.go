@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,17 +58,20 @@ func provisionEngine(ctx context.Context, apt *aptState) (string, error) {
 	return p, nil
 }
 
-// engineBridge creates a network bridge of the engine's own (de-XXXXXX, on a
-// random 10.x.y.1/24), up, with nothing routed or masqueraded through it.
-// The containers of the engine's built-in builder (the docker driver) and of
-// `docker run` need a bridge to attach to; one per engine keeps docker0 and
-// other stacks' engines out of it.
+// engineBridge creates a network bridge of the engine's own (de<pid>-XXXX,
+// on a random 10.x.y.1/24), up, with nothing routed or masqueraded through
+// it. The containers of the engine's built-in builder (the docker driver)
+// and of `docker run` need a bridge to attach to; one per engine keeps
+// docker0 and other stacks' engines out of it. The name carries the pid of
+// the process that made it, so a later stack deletes the bridges of
+// processes that died without stopping theirs (removeStaleBridges).
 func engineBridge(ctx context.Context) (string, error) {
-	var b [3]byte
+	removeStaleBridges(ctx)
+	var b [2]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("stack: %w", err)
 	}
-	name := fmt.Sprintf("de-%x", b)
+	name := bridgeName(os.Getpid(), b)
 	cidr, err := freeSubnet(ctx)
 	if err != nil {
 		return "", err
@@ -82,6 +87,44 @@ func engineBridge(ctx context.Context) (string, error) {
 		}
 	}
 	return name, nil
+}
+
+// bridgeName is de<pid in hex>-<4 hex digits>: at most 14 characters (a
+// link name has at most 15).
+func bridgeName(pid int, rnd [2]byte) string { return fmt.Sprintf("de%x-%x", pid, rnd) }
+
+var bridgeNameRE = regexp.MustCompile(`^de([0-9a-f]{1,8})-[0-9a-f]{4}$`)
+
+// bridgeOwner returns the pid in a bridge name of bridgeName's form.
+func bridgeOwner(link string) (int, bool) {
+	m := bridgeNameRE.FindStringSubmatch(link)
+	if m == nil {
+		return 0, false
+	}
+	pid, err := strconv.ParseInt(m[1], 16, 64)
+	return int(pid), err == nil
+}
+
+// removeStaleBridges deletes the bridges engineBridge made for processes
+// that are gone (best effort: a bridge whose pid is alive again is kept).
+func removeStaleBridges(ctx context.Context) {
+	out, err := exec.CommandContext(ctx, "ip", "-o", "link", "show", "type", "bridge").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		// "7: de1a2b-c3d4: <BROADCAST,...> ..."
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		link, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if pid, ok := bridgeOwner(link); ok {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+				_ = deleteLink(link)
+			}
+		}
+	}
 }
 
 // freeSubnet picks a random 10.x.y.1/24 that overlaps no route of the host

@@ -23,6 +23,13 @@ func TestEngineAndMultiNodeBuilder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
+	// A bridge left by a stack whose process died (a pid above any
+	// pid_max): the next stack with an engine deletes it.
+	stale := bridgeName(0x7ffffffe, [2]byte{0xde, 0xad})
+	if out, err := exec.Command("ip", "link", "add", "name", stale, "type", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add %s: %v\n%s", stale, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", stale).Run() })
 	start := time.Now()
 	s, err := Start(ctx, tools, o)
 	if err != nil {
@@ -35,6 +42,9 @@ func TestEngineAndMultiNodeBuilder(t *testing.T) {
 			_ = s.Stop()
 		}
 	})
+	if out, err := exec.Command("ip", "link", "show", stale).CombinedOutput(); err == nil {
+		t.Errorf("the stale bridge %s of a dead process is still there:\n%s", stale, out)
+	}
 	if !strings.HasPrefix(s.DockerHost, "unix://") || !strings.Contains(strings.Join(s.Env(), " "), "DOCKER_HOST="+s.DockerHost) {
 		t.Fatalf("DockerHost %q, Env %v", s.DockerHost, s.Env())
 	}

@@ -30,3 +30,20 @@ broadcast 192.0.2.255 dev eth0 table local proto kernel scope link src 192.0.2.2
 		t.Errorf("overlap: %s %v, %s %v", inside, slices.ContainsFunc(got, inside.Overlaps), beside, slices.ContainsFunc(got, beside.Overlaps))
 	}
 }
+
+func TestBridgeNames(t *testing.T) {
+	for _, pid := range []int{1, 4194304, 0x7fffffff} {
+		n := bridgeName(pid, [2]byte{0xab, 0x01})
+		if len(n) > 15 {
+			t.Errorf("bridgeName(%d) = %q: longer than a link name may be", pid, n)
+		}
+		if got, ok := bridgeOwner(n); !ok || got != pid {
+			t.Errorf("bridgeOwner(%q) = %d, %v; want %d", n, got, ok, pid)
+		}
+	}
+	for _, other := range []string{"docker0", "de-abcdef", "deadbeef", "de12-xyz1", "br-0123456789ab"} {
+		if pid, ok := bridgeOwner(other); ok {
+			t.Errorf("bridgeOwner(%q) = %d: not one of the stack's bridges", other, pid)
+		}
+	}
+}
