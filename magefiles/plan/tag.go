@@ -49,16 +49,16 @@ func (t Tags) List() []string {
 
 func tagsIn(repo string, img catalog.Image, s variant.Settings) (Tags, error) {
 	n := TagName(img, s)
-	t := Tags{Hashed: repo + ":" + n + "-" + s.Hash, Versioned: repo + ":" + n + "-" + s.Version}
+	hashed, versioned := n+"-"+s.Hash, n+"-"+s.Version
 	if err := checkRepo(repo); err != nil {
-		return Tags{}, fmt.Errorf("image %s: tag %q is not a valid reference: %w", img.Name, t.Hashed, err)
+		return Tags{}, fmt.Errorf("image %s: tag %q is not a valid reference: %w", img.Name, repo+":"+hashed, err)
 	}
-	for _, tag := range []string{n + "-" + s.Hash, n + "-" + s.Version} {
+	for _, tag := range []string{hashed, versioned} {
 		if !validTag(tag) {
 			return Tags{}, fmt.Errorf("image %s: tag %q is not a valid reference: %q must be 1 to 128 letters, digits, _ . and -, not starting with . or -", img.Name, repo+":"+tag, tag)
 		}
 	}
-	return t, nil
+	return Tags{Hashed: repo + ":" + hashed, Versioned: repo + ":" + versioned}, nil
 }
 
 // checkedRepos remembers each repository checkRepo has parsed: a matrix

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -81,9 +82,9 @@ func engineBridge(ctx context.Context) (string, error) {
 		{"addr", "add", cidr, "dev", name},
 		{"link", "set", name, "up"},
 	} {
-		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+		if _, err := ip(ctx, args...); err != nil {
 			_ = deleteLink(name)
-			return "", fmt.Errorf("stack: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+			return "", err
 		}
 	}
 	return name, nil
@@ -108,7 +109,7 @@ func bridgeOwner(link string) (int, bool) {
 // removeStaleBridges deletes the bridges engineBridge made for processes
 // that are gone (best effort: a bridge whose pid is alive again is kept).
 func removeStaleBridges(ctx context.Context) {
-	out, err := exec.CommandContext(ctx, "ip", "-o", "link", "show", "type", "bridge").Output()
+	out, err := ip(ctx, "-o", "link", "show", "type", "bridge")
 	if err != nil {
 		return
 	}
@@ -131,9 +132,9 @@ func removeStaleBridges(ctx context.Context) {
 // (`ip -4 route show table all`), so the bridge takes no traffic meant for
 // the host's own networks.
 func freeSubnet(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "ip", "-4", "route", "show", "table", "all").Output()
+	out, err := ip(ctx, "-4", "route", "show", "table", "all")
 	if err != nil {
-		return "", fmt.Errorf("stack: ip -4 route show table all: %w", err)
+		return "", err
 	}
 	used := routePrefixes(string(out))
 	for range 64 {
@@ -181,10 +182,21 @@ func routePrefixes(routes string) []netip.Prefix {
 
 // deleteLink deletes a network link engineBridge created.
 func deleteLink(name string) error {
-	if out, err := exec.Command("ip", "link", "del", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("stack: ip link del %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	_, err := ip(context.Background(), "link", "del", name)
+	return err
+}
+
+// ip runs iproute2's ip with args and returns its standard output; an error
+// names the command and carries what ip printed.
+func ip(ctx context.Context, args ...string) ([]byte, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("stack: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
-	return nil
+	return out, nil
 }
 
 // startEngine starts a Docker Engine (Debian's dockerd) as root with its own
