@@ -8,6 +8,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -36,10 +39,45 @@ var standinTools = []string{
 	"make", "cc", "gcc", "g++", "ldconfig", "groupadd", "useradd", "getent", "install", "conda-installer",
 }
 
-// staticBash returns the path of Debian's bash-static for arch (amd64,
-// arm64), downloaded and extracted into the stack's cache once.
-func staticBash(ctx context.Context, arch string) (string, error) {
-	return stack.StaticBinary(ctx, io.Discard, "bash-static", arch, "bin/bash-static")
+// archBinaries are the static programs a stand-in base gets for one
+// architecture: Debian's bash-static (downloaded and extracted into the
+// stack's cache once) and the flock stand-in of testdata/flock (busybox has
+// no flock; build_slot.sh needs one), built with CGO_ENABLED=0.
+type archBinaries struct {
+	bash, flock string // file contents
+}
+
+// standinBinaries returns the archBinaries for amd64 and arm64.
+func standinBinaries(ctx context.Context) (map[string]archBinaries, error) {
+	out := map[string]archBinaries{}
+	dir, err := os.MkdirTemp("", "standin-flock-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	for _, arch := range []string{"amd64", "arm64"} {
+		p, err := stack.StaticBinary(ctx, io.Discard, "bash-static", arch, "bin/bash-static")
+		if err != nil {
+			return nil, err
+		}
+		bash, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		bin := filepath.Join(dir, "flock-"+arch)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./magefiles/e2e/testdata/flock")
+		cmd.Dir = rootDir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building the flock stand-in for %s: %w\n%s", arch, err, out)
+		}
+		flock, err := os.ReadFile(bin)
+		if err != nil {
+			return nil, err
+		}
+		out[arch] = archBinaries{bash: string(bash), flock: string(flock)}
+	}
+	return out, nil
 }
 
 // baseKind is what a stand-in base imitates.
@@ -99,7 +137,7 @@ func layerOf(entries []tarEntry) (v1.Layer, error) {
 }
 
 // standinLayer is the layer added to the stack's stand-in for ref on arch.
-func standinLayer(k baseKind, arch, bash, standin string) []tarEntry {
+func standinLayer(k baseKind, arch string, bins archBinaries, standin string) []tarEntry {
 	dirs := func(names ...string) []tarEntry {
 		var out []tarEntry
 		for _, n := range names {
@@ -110,7 +148,8 @@ func standinLayer(k baseKind, arch, bash, standin string) []tarEntry {
 	es := dirs("usr", "usr/local", "usr/local/bin", "etc", "etc/apt", "etc/apt/sources.list.d", "var", "var/log", "usr/share", "usr/share/keyrings",
 		"var/lib", "var/lib/installplan", "var/lib/installplan/dpkg", "lib", "lib/"+map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[arch]+"-linux-gnu")
 	es = append(es,
-		tarEntry{name: "bin/bash", content: bash, mode: 0o755},
+		tarEntry{name: "bin/bash", content: bins.bash, mode: 0o755},
+		tarEntry{name: "usr/local/bin/flock", content: bins.flock, mode: 0o755},
 		tarEntry{name: "usr/local/bin/standin", content: standin, mode: 0o755},
 		tarEntry{name: "etc/os-release", mode: 0o644, content: fmt.Sprintf(
 			"NAME=\"Ubuntu\"\nVERSION_ID=\"%s\"\nID=ubuntu\nPRETTY_NAME=\"install-plan stand-in (busybox)\"\n", k.ubuntu)},
@@ -159,7 +198,7 @@ func standinEnv(k baseKind) []string {
 
 // pushInstallPlanBase pushes the install-plan stand-in for ref (a FROM
 // value of the recipes) to the Mirror and returns its reference there.
-func pushInstallPlanBase(ctx context.Context, ref string, bashByArch map[string]string, standin string) (string, error) {
+func pushInstallPlanBase(ctx context.Context, ref string, bins map[string]archBinaries, standin string) (string, error) {
 	idx, err := stack.StandInIndex(ctx, stk.Tools())
 	if err != nil {
 		return "", err
@@ -175,7 +214,7 @@ func pushInstallPlanBase(ctx context.Context, ref string, bashByArch map[string]
 		if err != nil {
 			return "", err
 		}
-		layer, err := layerOf(standinLayer(k, m.Platform.Architecture, bashByArch[m.Platform.Architecture], standin))
+		layer, err := layerOf(standinLayer(k, m.Platform.Architecture, bins[m.Platform.Architecture], standin))
 		if err != nil {
 			return "", err
 		}

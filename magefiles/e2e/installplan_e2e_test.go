@@ -62,17 +62,9 @@ func TestInstallPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bashByArch := map[string]string{}
-	for _, arch := range []string{"amd64", "arm64"} {
-		p, err := staticBash(ctx, arch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bashByArch[arch] = string(b)
+	bins, err := standinBinaries(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	hash, err := exec.CommandContext(ctx, "git", "-C", rootDir, "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
@@ -119,7 +111,7 @@ func TestInstallPlan(t *testing.T) {
 			if sp.Base == "" {
 				from := buildArg(sp, "BASE_IMAGE")
 				if standins[from] == "" {
-					if standins[from], err = pushInstallPlanBase(ctx, from, bashByArch, string(standin)); err != nil {
+					if standins[from], err = pushInstallPlanBase(ctx, from, bins, string(standin)); err != nil {
 						t.Fatal(err)
 					}
 				}

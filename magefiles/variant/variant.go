@@ -130,11 +130,11 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 	default:
 		errs = append(errs, fmt.Errorf("NGC_PUBLISH=%q: must be 1 (publish to NGC, the default when unset) or empty/0 (no NGC)", v))
 	}
-	s.Jobs = defaultJobs()
+	s.Jobs = DefaultJobs
 	if v, ok := env("JOBS"); ok && v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 64 {
-			errs = append(errs, fmt.Errorf("JOBS=%q: must be a whole number from 1 to 64", v))
+		if err != nil || n < 1 || n > MaxJobs {
+			errs = append(errs, fmt.Errorf("JOBS=%q: must be a whole number from 1 to %d (unset: %d, every image whose base is done at once)", v, MaxJobs, DefaultJobs))
 		} else {
 			s.Jobs = n
 		}

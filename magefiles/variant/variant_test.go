@@ -112,43 +112,25 @@ func TestMatrixFlavoursAreDistinct(t *testing.T) {
 	}
 }
 
-func TestDefaultJobs(t *testing.T) {
-	const gib = 1 << 30
-	for _, c := range []struct {
-		mem  uint64
-		cpus int
-		want int
-	}{
-		{24 * gib, 2, 6},   // this project's test machines
-		{15 * gib, 4, 2},   // CircleCI large
-		{32 * gib, 8, 2},   // CircleCI xlarge
-		{64 * gib, 16, 2},  // CircleCI 2xlarge
-		{256 * gib, 8, 16}, // capped
-		{96 * gib, 4, 12},
-		{4 * gib, 1, 2},
-		{0, 2, 2},       // unknown memory
-		{8 * gib, 0, 4}, // unknown CPUs count as one
-	} {
-		if got := DefaultJobs(c.mem, c.cpus); got != c.want {
-			t.Errorf("DefaultJobs(%d GiB, %d CPUs) = %d, want %d", c.mem/gib, c.cpus, got, c.want)
+func TestJobsDefaultsToNoBound(t *testing.T) {
+	s, err := Parse(MapLookup(nil), "1.0.0", "abc1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Jobs != MaxJobs {
+		t.Errorf("JOBS unset: Jobs = %d, want %d (no bound on the tool's side; the recipes' build_slot.sh bounds memory)", s.Jobs, MaxJobs)
+	}
+	for v, want := range map[string]int{"1": 1, "5": 5, "64": 64} {
+		s, err := Parse(MapLookup(map[string]string{"JOBS": v}), "1.0.0", "abc1234")
+		if err != nil || s.Jobs != want {
+			t.Errorf("JOBS=%s: Jobs = %d, %v; want %d", v, s.Jobs, err, want)
 		}
 	}
-}
-
-func TestMemTotal(t *testing.T) {
-	info := "MemFree:         1000 kB\nMemTotal:       24684092 kB\nSwapTotal: 0 kB\n"
-	if got := MemTotal(info); got != 24684092<<10 {
-		t.Errorf("MemTotal = %d", got)
-	}
-	if got := MemTotal("MemFree: 1 kB\n"); got != 0 {
-		t.Errorf("no MemTotal line: %d", got)
-	}
-	if got := MemTotal("MemTotal: lots kB\n"); got != 0 {
-		t.Errorf("bad number: %d", got)
-	}
-	// This machine: whatever it has, the default is within bounds.
-	if j := defaultJobs(); j < minDefaultJobs || j > maxDefaultJobs {
-		t.Errorf("defaultJobs() = %d", j)
+	for _, v := range []string{"0", "65", "-1", "many"} {
+		_, err := Parse(MapLookup(map[string]string{"JOBS": v}), "1.0.0", "abc1234")
+		if err == nil || !strings.Contains(err.Error(), `JOBS="`+v+`"`) || !strings.Contains(err.Error(), "from 1 to 64") {
+			t.Errorf("JOBS=%s: err = %v, want one naming the value and the range", v, err)
+		}
 	}
 }
 
