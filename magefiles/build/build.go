@@ -22,10 +22,21 @@ func (e *Env) Preflight(ctx context.Context, specs []plan.Spec) error {
 	if e.Runner.DryRun {
 		return nil
 	}
-	if err := builder.CheckTools(ctx, e.Runner); err != nil {
-		return err
+	// The tools' versions and the builder are looked at side by side (each
+	// is a docker/buildx process start); a tool error comes first.
+	var info builder.Info
+	var inspectErr error
+	inspected := make(chan struct{})
+	go func() {
+		defer close(inspected)
+		info, inspectErr = builder.Inspect(ctx, e.Runner, e.Settings.Builder)
+	}()
+	toolsErr := builder.CheckTools(ctx, e.Runner)
+	<-inspected
+	if toolsErr != nil {
+		return toolsErr
 	}
-	info, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
+	info, err := builder.EnsureInspected(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit, info, inspectErr)
 	if err != nil {
 		return err
 	}

@@ -50,14 +50,23 @@ func vstr(v [3]int) string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[2]) }
 
 // CheckTools fails when docker or buildx is missing or older than the minimum.
 func CheckTools(ctx context.Context, r *run.Runner) error {
+	// Both versions are asked for at once; docker's is reported first.
+	var bout string
+	var berr error
+	asked := make(chan struct{})
+	go func() {
+		defer close(asked)
+		bout, berr = r.Output(ctx, "docker", "buildx", "version")
+	}()
 	out, err := r.Output(ctx, "docker", "--version")
+	<-asked
 	if err != nil {
 		return fmt.Errorf("the docker CLI is missing or broken (%v): install Docker's CLI %s or later", err, vstr(MinDocker))
 	}
 	if v, ok := ParseVersion(out); !ok || older(v, MinDocker) {
 		return fmt.Errorf("docker CLI %q is older than %s: upgrade it", out, vstr(MinDocker))
 	}
-	out, err = r.Output(ctx, "docker", "buildx", "version")
+	out, err = bout, berr
 	if err != nil {
 		return fmt.Errorf("the docker buildx plugin is missing (%v): install buildx %s or later as ~/.docker/cli-plugins/docker-buildx", err, vstr(MinBuildx))
 	}
@@ -122,6 +131,11 @@ func Inspect(ctx context.Context, r *run.Runner, name string) (Info, error) {
 // builder is created with the docker-container driver if it is missing.
 func Ensure(ctx context.Context, r *run.Runner, name string, explicit bool) (Info, error) {
 	info, err := Inspect(ctx, r, name)
+	return EnsureInspected(ctx, r, name, explicit, info, err)
+}
+
+// EnsureInspected is Ensure after Inspect(ctx, r, name) returned info, err.
+func EnsureInspected(ctx context.Context, r *run.Runner, name string, explicit bool, info Info, err error) (Info, error) {
 	if err == nil {
 		return info, nil
 	}

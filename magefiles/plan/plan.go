@@ -332,7 +332,7 @@ func argv(sp Spec) []string {
 		a = append(a, "--secret", "id="+id+",env="+id)
 	}
 	a = append(a, "--label", InputsLabel+"="+sp.InputsDigest)
-	for _, t := range sp.Tags.List() {
+	for _, t := range sp.BuildTags() {
 		a = append(a, "--tag", t)
 	}
 	if sp.opts.cache == "registry" && mode != LocalArm64 {
@@ -351,6 +351,33 @@ func argv(sp Spec) []string {
 		a = append(a, "--metadata-file", sp.MetadataFile)
 	}
 	return append(a, sp.Context)
+}
+
+// BuildTags are the tags the build itself gives the image: every tag, but
+// in Publish mode only the hashed one, which is all the images built on this
+// one need (they start FROM it by digest as soon as it is pushed); the
+// publisher points the others at the pushed digest by registry API
+// (TagsAfterPush), off the dependents' critical path.
+func (sp Spec) BuildTags() []string {
+	if sp.opts.mode == Publish && sp.Tags.Hashed != "" {
+		return []string{sp.Tags.Hashed}
+	}
+	return sp.Tags.List()
+}
+
+// TagsAfterPush are the tags the publisher points at the pushed digest
+// after the build (see BuildTags).
+func (sp Spec) TagsAfterPush() []string {
+	if sp.opts.mode != Publish || sp.Tags.Hashed == "" {
+		return nil
+	}
+	var out []string
+	for _, t := range sp.Tags.List() {
+		if t != sp.Tags.Hashed {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func arg(name, value string) catalog.Arg { return catalog.Arg{Name: name, Value: value} }

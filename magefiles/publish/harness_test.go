@@ -69,7 +69,7 @@ type harness struct {
 	builds map[string]int
 	// Per image: make the build fail, push only the hashed tag, or push
 	// the wrong platforms.
-	fail, onlyHashed, wrongPlatforms map[string]bool
+	fail, moved, wrongPlatforms map[string]bool
 	// onBuild runs at the start of every stand-in build.
 	onBuild func(ctx context.Context, sp plan.Spec) error
 }
@@ -88,7 +88,7 @@ func newHarness(t *testing.T) *harness {
 		hub:    strings.TrimPrefix(hub.URL, "http://"), ngc: strings.TrimPrefix(ngc.URL, "http://"),
 		root: gitRepo(t),
 		out:  &syncBuffer{}, err: &syncBuffer{},
-		builds: map[string]int{}, fail: map[string]bool{}, onlyHashed: map[string]bool{}, wrongPlatforms: map[string]bool{},
+		builds: map[string]int{}, fail: map[string]bool{}, moved: map[string]bool{}, wrongPlatforms: map[string]bool{},
 	}
 	recipes, err := filepath.Abs("testdata/recipes")
 	if err != nil {
@@ -189,7 +189,7 @@ func (h *harness) build(ctx context.Context, sp plan.Spec) (string, error) {
 	image := sp.Image.Name
 	h.mu.Lock()
 	h.builds[image]++
-	fail, only, wrong, hook := h.fail[image], h.onlyHashed[image], h.wrongPlatforms[image], h.onBuild
+	fail, moved, wrong, hook := h.fail[image], h.moved[image], h.wrongPlatforms[image], h.onBuild
 	h.mu.Unlock()
 	if hook != nil {
 		if err := hook(ctx, sp); err != nil {
@@ -210,11 +210,8 @@ func (h *harness) build(ctx context.Context, sp plan.Spec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tags := sp.Tags.List()
-	if only {
-		tags = tags[:1]
-	}
-	for _, t := range tags {
+	// The tags the real build pushes (in Publish mode the hashed one only).
+	for _, t := range sp.BuildTags() {
 		ref, err := name.NewTag(t, name.Insecure)
 		if err != nil {
 			return "", err
@@ -226,6 +223,20 @@ func (h *harness) build(ctx context.Context, sp plan.Spec) (string, error) {
 	d, err := idx.Digest()
 	if err != nil {
 		return "", err
+	}
+	if moved {
+		// Something else pushes to the hashed tag right after the build.
+		other, err := randomIndex(sp.Platforms, map[string]string{plan.InputsLabel: sp.InputsDigest})
+		if err != nil {
+			return "", err
+		}
+		ref, err := name.NewTag(sp.Tags.Hashed, name.Insecure)
+		if err != nil {
+			return "", err
+		}
+		if err := remote.WriteIndex(ref, other, remote.WithContext(ctx)); err != nil {
+			return "", err
+		}
 	}
 	return d.String(), nil
 }

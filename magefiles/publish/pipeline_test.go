@@ -111,7 +111,7 @@ func TestDependentsStartAfterThePushNotTheVerification(t *testing.T) {
 // not published: no artifact, no NGC copy.
 func TestBaseFailingVerificationIsNotPublishedUnder(t *testing.T) {
 	h := newHarness(t)
-	h.onlyHashed["cpu-py-38-base"] = true // its version tag is missing: verification fails
+	h.moved["cpu-py-38-base"] = true // its hashed tag is moved after the push: verification fails
 	base, err := tagsOfImage(h, "cpu-py-38-base")
 	if err != nil {
 		t.Fatal(err)
