@@ -36,8 +36,15 @@ var raceCodes = []transport.ErrorCode{
 }
 
 // raceAttempts bounds the pushes of one destination: a content error that
-// is not a race (a corrupt source blob) fails after this many.
-const raceAttempts = 6
+// is not a race (a corrupt source blob) fails after this many. raceInitial
+// is the first wait (half to all of it), doubling up to raceMaxDelay: the
+// other write has usually committed within milliseconds, and a push that
+// finds a blob still missing uploads it again itself; the waits add up to
+// 9-18 s before a copy gives up.
+const (
+	raceAttempts = 8
+	raceInitial  = 200 * time.Millisecond
+)
 
 // writeRace reports whether err is a registry refusal that a concurrent
 // write of the same blobs can cause.
@@ -61,7 +68,7 @@ func writeRace(err error) bool {
 // with a write race, with the client's backoff between attempts. It returns
 // how many pushes were repeated.
 func (c *Client) pushRacing(ctx context.Context, opts []remote.Option, dst name.Reference, desc *remote.Descriptor) (int, error) {
-	delay := c.initial
+	delay := min(c.initial, raceInitial)
 	for attempt := 1; ; attempt++ {
 		pusher, err := remote.NewPusher(opts...)
 		if err != nil {

@@ -268,3 +268,32 @@ func TestWriteRace(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyTagsOtherDestinationsOfARepositoryByPut: the second tag of the
+// same repository is one manifest PUT, not a second push that checks every
+// blob again; a tag in another repository gets a push of its own.
+func TestCopyTagsOtherDestinationsOfARepositoryByPut(t *testing.T) {
+	src := newMemRegistry(t)
+	dst := newRacyRegistry(t, 0)
+	s := sharingImages(t, src+"/hub/env", 1, 2)[0]
+	c := testClient()
+	if _, err := c.Copy(context.Background(), s, []string{dst.Host + "/ngc/env:hashed", dst.Host + "/ngc/env:versioned"}); err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	_, puts, heads := dst.counts()
+	// 4 blobs (config + 3 layers), checked once; two manifest PUTs.
+	if puts != 2 || heads != 4 {
+		t.Errorf("manifest PUTs %d, blob HEADs %d; want 2 and 4 (one push, then a PUT)", puts, heads)
+	}
+	if _, err := c.Copy(context.Background(), s, []string{dst.Host + "/ngc/other:a", dst.Host + "/ngc/env2:b"}); err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if _, puts2, heads2 := dst.counts(); puts2-puts != 2 || heads2-heads != 8 {
+		t.Errorf("two repositories: manifest PUTs %d, blob HEADs %d; want 2 and 8 (a push each)", puts2-puts, heads2-heads)
+	}
+	for _, tag := range []string{"env:hashed", "env:versioned", "other:a", "env2:b"} {
+		if _, err := c.Verify(context.Background(), []string{dst.Host + "/ngc/" + tag}, s[strings.Index(s, "@")+1:], nil); err != nil {
+			t.Errorf("%s: %v", tag, err)
+		}
+	}
+}

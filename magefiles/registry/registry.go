@@ -323,8 +323,9 @@ func (c *Client) Verify(ctx context.Context, tags []string, wantDigest string, w
 // Copy copies src, which must be pinned by digest ("reg/repo@sha256:..."), to
 // every dst reference, registry to registry, preserving the digest. Indexes
 // are copied with all children (attestations included). Blobs the
-// destination already has are not uploaded again. After writing, each dst is
-// read back to check it resolves to the source digest.
+// destination already has are not uploaded again; a second dst in the same
+// repository is one manifest PUT. After writing, each dst is read back to
+// check it resolves to the source digest.
 func (c *Client) Copy(ctx context.Context, src string, dst []string) (CopyStats, error) {
 	sr, err := parseRef(src)
 	if err != nil {
@@ -374,9 +375,31 @@ func (c *Client) Copy(ctx context.Context, src string, dst []string) (CopyStats,
 	if !desc.MediaType.IsIndex() && !desc.MediaType.IsImage() {
 		return snap(), fmt.Errorf("copying %s: unsupported media type %q", src, desc.MediaType)
 	}
+	// The first destination of each repository gets the whole image; the
+	// others in that repository hold all of it by then, so they are only
+	// a manifest PUT (a full push again would check every blob again).
+	pushed := map[string]bool{}
+	var tagger *remote.Pusher
 	for _, dr := range drs {
-		again, err := c.pushRacing(ctx, dstOpts, dr, desc)
-		races += again
+		var err error
+		if repo := dr.Context().String(); pushed[repo] {
+			if tagger == nil {
+				tagger, err = remote.NewPusher(dstOpts...)
+			}
+			if err == nil {
+				err = tagger.Put(ctx, dr, desc)
+			}
+			if err != nil && writeRace(err) {
+				err = nil // push it whole after all
+				pushed[repo] = false
+			}
+		}
+		if !pushed[dr.Context().String()] && err == nil {
+			var again int
+			again, err = c.pushRacing(ctx, dstOpts, dr, desc)
+			races += again
+			pushed[dr.Context().String()] = err == nil
+		}
 		if err != nil {
 			return snap(), fmt.Errorf("copying %s to %s (registry %s): %w", src, dr, dr.Context().RegistryStr(), withCause(ctx, err))
 		}
