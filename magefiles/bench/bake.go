@@ -122,11 +122,56 @@ func BakeFile(specs []plan.Spec) ([]byte, error) {
 	return json.MarshalIndent(f, "", "  ")
 }
 
+// BakePhases splits publish-mode specs into the two bake files of a
+// two-phase bake, the chain publish itself follows (content-addressed
+// publishing: an image is built FROM its base's pushed digest): phase 1
+// builds and pushes every image without a catalog base (the bases and the
+// ROCm image) as BakeFile does; phase2, given the digests phase 1 pushed
+// (image name -> digest, from bake's --metadata-file), builds the others,
+// each FROM its base's hashed tag by digest (plan.Pin), not from a stage of
+// its own. It measures what that chain costs bake, apart from what the tool
+// adds (verification, NGC copies, artifacts, one build client per image).
+func BakePhases(specs []plan.Spec) (phase1 []byte, phase2 func(digests map[string]string) ([]byte, error), err error) {
+	var bases, rest []plan.Spec
+	for _, sp := range specs {
+		if sp.Base == "" {
+			bases = append(bases, sp)
+		} else {
+			rest = append(rest, sp)
+		}
+	}
+	if len(bases) == 0 || len(rest) == 0 {
+		return nil, nil, fmt.Errorf("two-phase bake: %d images without a base and %d on one; need both", len(bases), len(rest))
+	}
+	if phase1, err = BakeFile(bases); err != nil {
+		return nil, nil, err
+	}
+	phase2 = func(digests map[string]string) ([]byte, error) {
+		var pinned []plan.Spec
+		for _, sp := range rest {
+			d := digests[sp.Base]
+			if d == "" {
+				return nil, fmt.Errorf("two-phase bake: no pushed digest of %s, the base of %s", sp.Base, sp.Image.Name)
+			}
+			sp = plan.Pin(sp, map[string]string{sp.BaseTag: d})
+			sp.Base = "" // FROM the pushed base, not its stage
+			pinned = append(pinned, sp)
+		}
+		return BakeFile(pinned)
+	}
+	return phase1, phase2, nil
+}
+
 // Figure names of the bake comparison.
 const (
 	FigBakeRatio        = "bake-ratio"          // default JOBS
 	FigBakeRatioAllJobs = "bake-ratio-all-jobs" // JOBS = number of images
 	bakeRatioGoal       = 1.10
+	// The two-phase bake (BakePhases) over bake, and the default publish
+	// over the two-phase bake: what the FROM-by-digest chain costs bake
+	// itself, and what the tool adds to that chain.
+	FigBakeTwoPhaseRatio       = "bake-two-phase-ratio"
+	FigPublishOverTwoPhaseBake = "publish-over-two-phase-bake"
 )
 
 // bakeRounds is how many interleaved rounds (bake, publish at the default
@@ -141,8 +186,8 @@ var bakeRounds = 5
 // each. The figures are the medians of the rounds' ratios.
 func (b *stackBench) bakeRatio(ctx context.Context) error {
 	n := len(catalog.All())
-	var bakes, defs, alls []time.Duration
-	var rDef, rAll []float64
+	var bakes, twos, defs, alls []time.Duration
+	var rDef, rAll, rTwo, rOver []float64
 	defaults, err := variant.Parse(variant.MapLookup(nil), benchVersion, "abc1234")
 	if err != nil {
 		return err
@@ -151,6 +196,10 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 	for round := 1; round <= bakeRounds; round++ {
 		load := loadAvg()
 		bake, err := b.bakeOnce(ctx, fmt.Sprintf("bake-%d", round))
+		if err != nil {
+			return err
+		}
+		two, err := b.bakeTwoPhaseOnce(ctx, fmt.Sprintf("bake-two-phase-%d", round))
 		if err != nil {
 			return err
 		}
@@ -171,7 +220,16 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 		if err := b.prune(ctx); err != nil {
 			return err
 		}
-		bakes, defs, alls = append(bakes, bake), append(defs, def.wall), append(alls, all.wall)
+		bakes, twos, defs, alls = append(bakes, bake), append(twos, two), append(defs, def.wall), append(alls, all.wall)
+		r3, err := Ratio(two, bake)
+		if err != nil {
+			return err
+		}
+		r4, err := Ratio(def.wall, two)
+		if err != nil {
+			return err
+		}
+		rTwo, rOver = append(rTwo, r3), append(rOver, r4)
 		r1, err := Ratio(def.wall, bake)
 		if err != nil {
 			return err
@@ -181,8 +239,8 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 			return err
 		}
 		rDef, rAll = append(rDef, r1), append(rAll, r2)
-		b.r.note("round %d (load before: %s): bake %s, publish default JOBS %s (ratio %.3f), publish JOBS=%d %s (ratio %.3f)",
-			round, load, bake.Round(10*time.Millisecond), def.wall.Round(10*time.Millisecond), r1, n, all.wall.Round(10*time.Millisecond), r2)
+		b.r.note("round %d (load before: %s): bake %s, two-phase bake %s (ratio %.3f), publish default JOBS %s (ratio %.3f; %.3f over the two-phase bake), publish JOBS=%d %s (ratio %.3f)",
+			round, load, bake.Round(10*time.Millisecond), two.Round(10*time.Millisecond), r3, def.wall.Round(10*time.Millisecond), r1, r4, n, all.wall.Round(10*time.Millisecond), r2)
 	}
 	medDef, err := MedianRatio(rDef)
 	if err != nil {
@@ -194,15 +252,25 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 	}
 	b.r.figure(FigBakeRatio, medDef, 3, &Goal{Max: bakeRatioGoal, Say: fmt.Sprintf("<= %.2f", bakeRatioGoal)})
 	b.r.figure(FigBakeRatioAllJobs, medAll, 3, nil)
-	var med [3]time.Duration
-	for i, ds := range [][]time.Duration{bakes, defs, alls} {
+	medTwo, err := MedianRatio(rTwo)
+	if err != nil {
+		return err
+	}
+	medOver, err := MedianRatio(rOver)
+	if err != nil {
+		return err
+	}
+	b.r.figure(FigBakeTwoPhaseRatio, medTwo, 3, nil)
+	b.r.figure(FigPublishOverTwoPhaseBake, medOver, 3, nil)
+	var med [4]time.Duration
+	for i, ds := range [][]time.Duration{bakes, twos, defs, alls} {
 		if med[i], err = Median(ds); err != nil {
 			return err
 		}
 	}
-	mb, md, ma := med[0], med[1], med[2]
-	b.r.note("medians of %d rounds: bake %s, publish (default JOBS=%d) %s, publish (JOBS=%d) %s; load after: %s",
-		bakeRounds, mb.Round(10*time.Millisecond), defJobs, md.Round(10*time.Millisecond), n, ma.Round(10*time.Millisecond), loadAvg())
+	mb, mt, md, ma := med[0], med[1], med[2], med[3]
+	b.r.note("medians of %d rounds: bake %s, two-phase bake %s, publish (default JOBS=%d) %s, publish (JOBS=%d) %s; load after: %s",
+		bakeRounds, mb.Round(10*time.Millisecond), mt.Round(10*time.Millisecond), defJobs, md.Round(10*time.Millisecond), n, ma.Round(10*time.Millisecond), loadAvg())
 	b.r.note("%d cold publishes with the default JOBS and %d with JOBS=%d, in a row: all succeeded (every image built, verified, NGC copies and artifact files written)",
 		bakeRounds, bakeRounds, n)
 	return nil
@@ -256,6 +324,94 @@ func (b *stackBench) bakeOnce(ctx context.Context, label string) (time.Duration,
 		}
 	}
 	return wall, nil
+}
+
+// bakeTwoPhaseOnce times a two-phase bake (BakePhases) of a fresh
+// repository and namespace, the cache pruned first: phase 1 with
+// --metadata-file, then phase 2 FROM the digests it reports, both --push.
+func (b *stackBench) bakeTwoPhaseOnce(ctx context.Context, label string) (time.Duration, error) {
+	repo, err := newRepo(ctx, filepath.Join(b.work, "repo-"+label), label)
+	if err != nil {
+		return 0, err
+	}
+	set := b.baseSettings("bench-" + label)
+	hash, err := gitOut(ctx, repo.dir, "rev-parse", "--short", "HEAD")
+	if err != nil {
+		return 0, err
+	}
+	s, err := variant.Parse(variant.MapLookup(set), benchVersion, hash)
+	if err != nil {
+		return 0, err
+	}
+	s.Builder = b.st.Builder
+	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, Sources: build.NewSources(repo.dir)})
+	if err != nil {
+		return 0, err
+	}
+	p1, phase2, err := BakePhases(specs)
+	if err != nil {
+		return 0, err
+	}
+	file1, file2 := filepath.Join(repo.dir, "docker-bake-1.json"), filepath.Join(repo.dir, "docker-bake-2.json")
+	meta := filepath.Join(b.work, "bake-metadata-"+label+".json")
+	if err := os.WriteFile(file1, p1, 0o644); err != nil {
+		return 0, err
+	}
+	if err := b.prune(ctx); err != nil {
+		return 0, err
+	}
+	b.runs++
+	logf := filepath.Join(b.work, fmt.Sprintf("run-%02d-%s.log", b.runs, label))
+	start := time.Now()
+	out, err := b.st.Docker(ctx, repo.dir, "buildx", "bake", "--builder", b.st.Builder, "--progress", "plain", "--file", file1, "--push", "--metadata-file", meta)
+	if err != nil {
+		_ = os.WriteFile(logf, out, 0o644)
+		return 0, fmt.Errorf("%s, phase 1: %w", label, err)
+	}
+	digests, err := bakeDigests(meta)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", label, err)
+	}
+	p2, err := phase2(digests)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(file2, p2, 0o644); err != nil {
+		return 0, err
+	}
+	out2, err := b.st.Docker(ctx, repo.dir, "buildx", "bake", "--builder", b.st.Builder, "--progress", "plain", "--file", file2, "--push")
+	wall := time.Since(start)
+	_ = os.WriteFile(logf, append(out, out2...), 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("%s, phase 2: %w", label, err)
+	}
+	c := registry.New()
+	for _, sp := range specs {
+		if _, err := c.Verify(ctx, sp.Tags.List(), "", sp.Platforms); err != nil {
+			return 0, fmt.Errorf("%s: the two-phase bake did not push %s as planned: %w", label, sp.Image.Name, err)
+		}
+	}
+	return wall, nil
+}
+
+// bakeDigests reads target -> containerimage.digest from a bake
+// --metadata-file.
+func bakeDigests(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading bake metadata: %w", err)
+	}
+	var m map[string]map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("bake metadata %s is not JSON: %w", path, err)
+	}
+	out := map[string]string{}
+	for target, md := range m {
+		if d, ok := md["containerimage.digest"].(string); ok && strings.HasPrefix(d, "sha256:") {
+			out[target] = d
+		}
+	}
+	return out, nil
 }
 
 // loadAvg is the first three fields of /proc/loadavg ("?" when unreadable).

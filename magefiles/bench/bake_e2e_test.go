@@ -49,7 +49,7 @@ func TestBakeRatio(t *testing.T) {
 	if err := b.bakeRatio(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, fig := range []string{FigBakeRatio, FigBakeRatioAllJobs} {
+	for _, fig := range []string{FigBakeRatio, FigBakeRatioAllJobs, FigBakeTwoPhaseRatio, FigPublishOverTwoPhaseBake} {
 		if !strings.Contains(out.String(), "\nbench "+fig+": ") {
 			t.Errorf("no %s line", fig)
 		}

@@ -135,3 +135,53 @@ func TestBakeFileRefusals(t *testing.T) {
 		t.Error("no specs: no error")
 	}
 }
+
+// TestBakePhasesBuildOnPushedBases: phase 1 holds exactly the images without
+// a catalog base, as BakeFile writes them; phase 2 the others, each FROM its
+// base's hashed tag by the digest phase 1 reported, without a base stage of
+// its own; a missing digest is an error naming the base.
+func TestBakePhasesBuildOnPushedBases(t *testing.T) {
+	specs := publishSpecs(t, map[string]string{"DOCKERHUB_REGISTRY": "127.0.0.1:5000/determinedai", "RECIPES_DIR": "."})
+	p1, phase2, err := BakePhases(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1 := decodeBake(t, p1)
+	digests := map[string]string{}
+	byName := map[string]plan.Spec{}
+	for i, sp := range specs {
+		byName[sp.Image.Name] = sp
+		_, in1 := f1.Target[sp.Image.Name]
+		if in1 != (sp.Base == "") {
+			t.Errorf("%s in phase 1: %v, want %v", sp.Image.Name, in1, sp.Base == "")
+		}
+		if sp.Base == "" {
+			digests[sp.Image.Name] = "sha256:" + strings.Repeat(string(rune('a'+i%6)), 64)
+		}
+	}
+	p2, err := phase2(digests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2 := decodeBake(t, p2)
+	if len(f1.Target)+len(f2.Target) != len(specs) {
+		t.Errorf("%d + %d targets for %d images", len(f1.Target), len(f2.Target), len(specs))
+	}
+	for name, tg := range f2.Target {
+		sp := byName[name]
+		want := byName[sp.Base].Tags.Hashed + "@" + digests[sp.Base]
+		if tg.Args["BASE_IMAGE"] != want {
+			t.Errorf("%s: BASE_IMAGE=%q, want %q", name, tg.Args["BASE_IMAGE"], want)
+		}
+		if _, ok := tg.Args[FrameworkBaseArg]; ok {
+			t.Errorf("%s builds a base stage of its own: %v", name, tg.Args)
+		}
+		if !slices.Equal(tg.Tags, sp.Tags.List()) || tg.Target != sp.Target || !slices.Equal(tg.Platforms, sp.Platforms) {
+			t.Errorf("%s: target %+v does not follow the plan", name, tg)
+		}
+	}
+	delete(digests, "gpu-cuda-113-base")
+	if _, err := phase2(digests); err == nil || !strings.Contains(err.Error(), "gpu-cuda-113-base") {
+		t.Errorf("missing base digest: err %v, want one naming gpu-cuda-113-base", err)
+	}
+}

@@ -22,7 +22,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fig := range []string{FigPlanMatrix, FigDryRunPublish, FigScheduler, FigCriticalPath, FigRepublish, FigNGCCopyBytes, FigCacheRebuild, FigNoCacheRebuild, FigBakeRatio, FigBakeRatioAllJobs,
+	for _, fig := range []string{FigPlanMatrix, FigDryRunPublish, FigScheduler, FigCriticalPath, FigRepublish, FigNGCCopyBytes, FigCacheRebuild, FigNoCacheRebuild, FigBakeRatio, FigBakeRatioAllJobs, FigBakeTwoPhaseRatio, FigPublishOverTwoPhaseBake,
 		FigNewCommitBuilds, FigNewCommitUploaded, FigNewCommitRatio, FigOnePinBuilds, FigFrameworkEditBuilds, FigUpToDateRequests} {
 		if !strings.Contains(out.String(), "\nbench "+fig+": ") && !strings.HasPrefix(out.String(), "bench "+fig+": ") {
 			t.Errorf("no %s line", fig)

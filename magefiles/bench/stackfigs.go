@@ -250,7 +250,7 @@ func stackFigures(ctx context.Context, r *reporter, root, tool, work string, fai
 		fail(FigCacheRebuild+", "+FigNoCacheRebuild, err)
 	}
 	if err := b.bakeRatio(ctx); err != nil {
-		fail(FigBakeRatio+", "+FigBakeRatioAllJobs, err)
+		fail(FigBakeRatio+", "+FigBakeRatioAllJobs+", "+FigBakeTwoPhaseRatio+", "+FigPublishOverTwoPhaseBake, err)
 	}
 	if err := b.contentFigures(ctx, fail); err != nil {
 		fail(contentFigureNames, err)
