@@ -279,21 +279,7 @@ func (b *stackBench) bakeRatio(ctx context.Context) error {
 // bakeOnce writes a bake file from the plan of a fresh repository and
 // namespace and times `docker buildx bake --push` of it, the cache pruned first.
 func (b *stackBench) bakeOnce(ctx context.Context, label string) (time.Duration, error) {
-	repo, err := newRepo(ctx, filepath.Join(b.work, "repo-"+label), label)
-	if err != nil {
-		return 0, err
-	}
-	set := b.baseSettings("bench-" + label)
-	hash, err := gitOut(ctx, repo.dir, "rev-parse", "--short", "HEAD")
-	if err != nil {
-		return 0, err
-	}
-	s, err := variant.Parse(variant.MapLookup(set), benchVersion, hash)
-	if err != nil {
-		return 0, err
-	}
-	s.Builder = b.st.Builder
-	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, Sources: build.NewSources(repo.dir)})
+	repo, specs, err := b.freshPlan(ctx, label)
 	if err != nil {
 		return 0, err
 	}
@@ -316,35 +302,49 @@ func (b *stackBench) bakeOnce(ctx context.Context, label string) (time.Duration,
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", label, err)
 	}
-	// Every tag of the plan must be in the registry.
+	return wall, checkPushed(ctx, label, specs)
+}
+
+// freshPlan makes a fresh benchmark repository (its own commit) and plans
+// every image in Publish mode into its own namespace, bench-<label>.
+func (b *stackBench) freshPlan(ctx context.Context, label string) (*benchRepo, []plan.Spec, error) {
+	repo, err := newRepo(ctx, filepath.Join(b.work, "repo-"+label), label)
+	if err != nil {
+		return nil, nil, err
+	}
+	hash, err := gitOut(ctx, repo.dir, "rev-parse", "--short", "HEAD")
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := variant.Parse(variant.MapLookup(b.baseSettings("bench-"+label)), benchVersion, hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Builder = b.st.Builder
+	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, Sources: build.NewSources(repo.dir)})
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo, specs, nil
+}
+
+// checkPushed fails unless every tag of specs is in the registry with the
+// planned platforms.
+func checkPushed(ctx context.Context, label string, specs []plan.Spec) error {
 	c := registry.New()
 	for _, sp := range specs {
 		if _, err := c.Verify(ctx, sp.Tags.List(), "", sp.Platforms); err != nil {
-			return 0, fmt.Errorf("%s: bake did not push %s as planned: %w", label, sp.Image.Name, err)
+			return fmt.Errorf("%s: %s was not pushed as planned: %w", label, sp.Image.Name, err)
 		}
 	}
-	return wall, nil
+	return nil
 }
 
 // bakeTwoPhaseOnce times a two-phase bake (BakePhases) of a fresh
 // repository and namespace, the cache pruned first: phase 1 with
 // --metadata-file, then phase 2 FROM the digests it reports, both --push.
 func (b *stackBench) bakeTwoPhaseOnce(ctx context.Context, label string) (time.Duration, error) {
-	repo, err := newRepo(ctx, filepath.Join(b.work, "repo-"+label), label)
-	if err != nil {
-		return 0, err
-	}
-	set := b.baseSettings("bench-" + label)
-	hash, err := gitOut(ctx, repo.dir, "rev-parse", "--short", "HEAD")
-	if err != nil {
-		return 0, err
-	}
-	s, err := variant.Parse(variant.MapLookup(set), benchVersion, hash)
-	if err != nil {
-		return 0, err
-	}
-	s.Builder = b.st.Builder
-	specs, err := plan.Plan(s, plan.Request{Images: catalog.Names(), Mode: plan.Publish, Sources: build.NewSources(repo.dir)})
+	repo, specs, err := b.freshPlan(ctx, label)
 	if err != nil {
 		return 0, err
 	}
@@ -385,13 +385,7 @@ func (b *stackBench) bakeTwoPhaseOnce(ctx context.Context, label string) (time.D
 	if err != nil {
 		return 0, fmt.Errorf("%s, phase 2: %w", label, err)
 	}
-	c := registry.New()
-	for _, sp := range specs {
-		if _, err := c.Verify(ctx, sp.Tags.List(), "", sp.Platforms); err != nil {
-			return 0, fmt.Errorf("%s: the two-phase bake did not push %s as planned: %w", label, sp.Image.Name, err)
-		}
-	}
-	return wall, nil
+	return wall, checkPushed(ctx, label, specs)
 }
 
 // bakeDigests reads target -> containerimage.digest from a bake

@@ -303,18 +303,18 @@ func (p *publisher) pushImage(ctx context.Context, sp plan.Spec, ent *ImageRepor
 // verification, NGC copy and verification, artifact file.
 func (p *publisher) finishImage(ctx context.Context, sp plan.Spec, ent *ImageReport, digest string, result Result) error {
 	s := p.e.Settings
-	// The build pushed the hashed tag only (plan.Spec.BuildTags); the other
-	// tags point at the same digest before anything is verified.
-	if after := sp.TagsAfterPush(); len(after) > 0 && (result == Built || result == DryRun) {
-		src := repoOf(sp.Tags.Hashed) + "@" + digest
-		if p.dry {
-			p.e.Runner.Note("tag %s -> %s", strings.Join(after, " "), src)
-		} else if err := p.reg.Tag(ctx, src, after); err != nil {
-			return fmt.Errorf("pointing %s at the pushed %s: %w", strings.Join(after, " "), src, err)
-		}
-	}
 	// A kept image was read back completely while deciding.
 	if result == Built || result == DryRun {
+		// The build pushed the hashed tag only (plan.Spec.BuildTags); the
+		// other tags point at the same digest before anything is verified.
+		if after := sp.TagsAfterPush(); len(after) > 0 {
+			src := repoOf(sp.Tags.Hashed) + "@" + digest
+			if p.dry {
+				p.e.Runner.Note("tag %s -> %s", strings.Join(after, " "), src)
+			} else if err := p.reg.Tag(ctx, src, after); err != nil {
+				return fmt.Errorf("pointing %s at the pushed %s: %w", strings.Join(after, " "), src, err)
+			}
+		}
 		if err := p.verify(ctx, sp.Tags.List(), digest, sp.Platforms); err != nil {
 			return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
 		}

@@ -378,27 +378,26 @@ func (c *Client) Copy(ctx context.Context, src string, dst []string) (CopyStats,
 	// The first destination of each repository gets the whole image; the
 	// others in that repository hold all of it by then, so they are only
 	// a manifest PUT (a full push again would check every blob again).
-	pushed := map[string]bool{}
+	pushed := map[string]bool{} // repositories that hold the whole image
 	var tagger *remote.Pusher
 	for _, dr := range drs {
+		repo := dr.Context().String()
 		var err error
-		if repo := dr.Context().String(); pushed[repo] {
+		put := false
+		if pushed[repo] {
 			if tagger == nil {
 				tagger, err = remote.NewPusher(dstOpts...)
 			}
 			if err == nil {
 				err = tagger.Put(ctx, dr, desc)
 			}
-			if err != nil && writeRace(err) {
-				err = nil // push it whole after all
-				pushed[repo] = false
-			}
+			put = err == nil || !writeRace(err) // after a race, push it whole
 		}
-		if !pushed[dr.Context().String()] && err == nil {
+		if !put {
 			var again int
 			again, err = c.pushRacing(ctx, dstOpts, dr, desc)
 			races += again
-			pushed[dr.Context().String()] = err == nil
+			pushed[repo] = err == nil
 		}
 		if err != nil {
 			return snap(), fmt.Errorf("copying %s to %s (registry %s): %w", src, dr, dr.Context().RegistryStr(), withCause(ctx, err))
