@@ -22,7 +22,20 @@ import (
 // BUILD_SLOTS=4 the same four builds must overlap by more than two (so the
 // bound, not the builder, is what held them back). The cache id is the
 // test's own, so the real recipes' builds of other tests do not share it.
+// It runs on the remote builder and on the stack engine's own builder (the
+// docker driver: dockerd 20.10's built-in BuildKit and Dockerfile frontend).
 func TestBuildSlotsBoundHeavyStepsAcrossBuilds(t *testing.T) {
+	for _, b := range []string{stk.Builder, "default"} {
+		t.Run(b, func(t *testing.T) {
+			if b == "default" && stk.EngineBridge == "" {
+				t.Fatal("the stack's engine has no bridge, so its docker driver cannot run RUN steps (see the stack log)")
+			}
+			buildSlotsOn(t, b)
+		})
+	}
+}
+
+func buildSlotsOn(t *testing.T, builder string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	bins, err := standinBinaries(ctx)
@@ -71,7 +84,7 @@ func TestBuildSlotsBoundHeavyStepsAcrossBuilds(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = stk.Docker(ctx, dir, "buildx", "build", "--builder", stk.Builder, "--progress", "plain",
+				_, errs[i] = stk.Docker(ctx, dir, "buildx", "build", "--builder", builder, "--progress", "plain",
 					"--target", "step", "--build-arg", "BASE="+base, "--build-arg", fmt.Sprintf("ID=%s-%d", log, i),
 					"--build-arg", fmt.Sprintf("SLOTS=%d", slots), "--build-arg", "LOG="+log,
 					"--output", "type=cacheonly", ".")
@@ -84,7 +97,7 @@ func TestBuildSlotsBoundHeavyStepsAcrossBuilds(t *testing.T) {
 			}
 		}
 		out := filepath.Join(t.TempDir(), "out")
-		if _, err := stk.Docker(ctx, dir, "buildx", "build", "--builder", stk.Builder, "--progress", "plain",
+		if _, err := stk.Docker(ctx, dir, "buildx", "build", "--builder", builder, "--progress", "plain",
 			"--target", "out", "--build-arg", "BASE="+base, "--build-arg", "LOG="+log, "--build-arg", "ID="+log+"-read",
 			"--output", "type=local,dest="+out, "."); err != nil {
 			t.Fatal(err)
