@@ -133,9 +133,26 @@ func TestOnePinChangesOneImage(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				b := pin([]Spec{changed})
-				if b["pt-cpu"] == a["pt-cpu"] {
-					t.Error("changing pt-cpu's TORCH_PIP does not change its inputs")
+				// Plan every image again, pt-cpu with the changed pin: its
+				// inputs change, and every other image's stay the same.
+				again := []Spec{changed}
+				for _, o := range before {
+					if o.Image.Name != "pt-cpu" {
+						re, err := spec(o.Image, s, Request{Mode: Publish, Sources: fakeSources{"sha256:src"}})
+						if err != nil {
+							t.Fatal(err)
+						}
+						again = append(again, re)
+					}
+				}
+				b := pin(again)
+				if len(b) != len(a) {
+					t.Fatalf("%d images after the change, %d before", len(b), len(a))
+				}
+				for name, d := range a {
+					if changedToo := b[name] != d; changedToo != (name == "pt-cpu") {
+						t.Errorf("%s: inputs changed = %v after changing pt-cpu's TORCH_PIP", name, changedToo)
+					}
 				}
 				return
 			}

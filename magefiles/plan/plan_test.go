@@ -272,15 +272,9 @@ func TestNoTwoCellsOfTheMatrixShareATag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, sp := range specs {
-				c := cell{sp.Image.Name, sp.InputsDigest}
-				cells++
-				for _, tag := range append(sp.Tags.List(), sp.NGCTags.List()...) {
-					if prev, ok := owner[tag]; ok && prev != c {
-						t.Errorf("tag %s is produced by %s and by %s under %s (dev=%v)", tag, prev.image, c.image, combo.Name, dev)
-					}
-					owner[tag] = c
-				}
+			cells += len(specs)
+			for _, c := range tagCollisions(owner, specs) {
+				t.Errorf("%s under %s (dev=%v)", c, combo.Name, dev)
 			}
 		}
 	}
@@ -290,17 +284,57 @@ func TestNoTwoCellsOfTheMatrixShareATag(t *testing.T) {
 	}
 }
 
+// tagCollisions records in owner the cell each tag of specs belongs to and
+// returns one line for every tag that two different cells produce.
+func tagCollisions(owner map[string]cell, specs []Spec) []string {
+	var out []string
+	for _, sp := range specs {
+		c := cell{sp.Image.Name, sp.InputsDigest}
+		for _, tag := range append(sp.Tags.List(), sp.NGCTags.List()...) {
+			if prev, ok := owner[tag]; ok && prev != c {
+				out = append(out, fmt.Sprintf("tag %s is produced by %s and by %s", tag, prev.image, c.image))
+			}
+			owner[tag] = c
+		}
+	}
+	return out
+}
+
 func TestTheCollisionCheckCatchesACollision(t *testing.T) {
-	// The check above must be able to fail: two different images with the
-	// same tag body collide.
+	// The check above must be able to fail: with pt-cpu doctored to have
+	// tf2-cpu's tag body, the plan of every image has two images on each of
+	// tf2-cpu's 4 tags, and tagCollisions names them.
 	s := settings(t, nil)
-	a, _ := catalog.Lookup("tf2-cpu")
-	b, _ := catalog.Lookup("pt-cpu")
-	b.Body = a.Body
-	ta, _ := DockerhubTags(a, s)
-	tb, _ := DockerhubTags(b, s)
-	if ta != tb {
-		t.Fatalf("expected the doctored images to collide: %v %v", ta, tb)
+	specs, err := Plan(s, Request{Images: catalog.Names(), Mode: Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf2, _ := catalog.Lookup("tf2-cpu")
+	for i, sp := range specs {
+		if sp.Image.Name == "pt-cpu" {
+			img := sp.Image
+			img.Body = tf2.Body
+			if specs[i], err = spec(img, s, Request{Mode: Publish}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := tagCollisions(map[string]cell{}, specs); len(got) != 4 {
+		t.Errorf("%d collisions found, want tf2-cpu's 4 tags (2 Docker Hub, 2 NGC): %q", len(got), got)
+	} else {
+		for _, c := range got {
+			if !strings.Contains(c, "tf2-cpu") || !strings.Contains(c, "pt-cpu") || !strings.Contains(c, ":py-3.8-pytorch-1.12-tf-2.11-cpu-") {
+				t.Errorf("collision %q does not name tf2-cpu's tag and both images", c)
+			}
+		}
+	}
+	// The undoctored plan has none.
+	clean, err := Plan(s, Request{Images: catalog.Names(), Mode: Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tagCollisions(map[string]cell{}, clean); len(got) != 0 {
+		t.Errorf("the real plan collides: %q", got)
 	}
 }
 
