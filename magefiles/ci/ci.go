@@ -3,15 +3,16 @@
 // the jobs and `mage ciConfig` renders .circleci/config.yml, so the list of
 // jobs lives in one place.
 //
-// The layout is the old CI's, which Determined's release tooling and the
-// developers' routine rely on: a release workflow on main and a development
-// workflow on other branches behind the approval job
+// The layout is exactly the old CI's, because Determined's release tooling
+// (update-bumpenvs-yaml.py) asserts it: a release workflow on main and a
+// development workflow on other branches behind the approval job
 // request-publish-dev-docker; one job per framework image and WITH_MPI value
 // named build-and-publish-docker-<image>-<M> (-dev in development), each
-// storing only its own artifact file publish-<image>-<M>. New is one job per
-// base image and WITH_MPI value, build-and-publish-base-<base>-<M>, which the
-// jobs of the images built on it require: a framework job then finds its base
-// up to date and only verifies it.
+// storing only its own artifact file publish-<image>-<M>, and no other job.
+// The script requires the set of successful job names of a commit to be
+// exactly these 19, so there are no base jobs: each image job publishes its
+// base too (publishImage), finding it up to date when another job of the
+// same release published it first.
 package ci
 
 import (
@@ -37,7 +38,8 @@ const (
 	// ApproveDocker gates every development docker job. ApproveCloud is the
 	// old gate of the cloud images (Packer AMIs, out of scope here): kept so
 	// the development workflow has the approval jobs developers know, it
-	// gates nothing in this repository.
+	// gates nothing in this repository. Approval jobs are not builds for the
+	// release tooling.
 	ApproveDocker = "request-publish-dev-docker"
 	ApproveCloud  = "request-publish-dev-cloud"
 	// ArtifactsDir is the ARTIFACTS_DIR of every job; ReportPath is where its
@@ -57,45 +59,29 @@ var DevIgnore = []string{`/pull\/.*/`, `/release-.*/`, "master", MainBranch}
 // than empty so that no shell or CI quirk can turn it into "unset" (= on).
 var DevEnv = []string{"NGC_PUBLISH=0", "REGISTRY_REPO=environments-dev"}
 
-// Machine is a CircleCI machine executor.
-type Machine struct {
-	Executor, Image, ResourceClass string
-	// GPU machines get Docker's default runtime set to nvidia.
-	GPU bool
-}
-
-// The machines of the old CI.
-var (
-	CPUMachine = Machine{Executor: "cpu-machine", Image: "ubuntu-2004:2022.04.2", ResourceClass: "xlarge"}
-	GPUMachine = Machine{Executor: "gpu-machine", Image: "ubuntu-2004-cuda-11.4:202110-01", ResourceClass: "gpu.nvidia.small", GPU: true}
-)
-
-// gpuImages ran on a GPU machine in the old CI, and still do.
-var gpuImages = []string{"deepspeed-gpu", "gpt-neox-deepspeed-gpu"}
-
 // mpi0Only are published by CI with WITH_MPI=0 only, as in the old CI: the
 // ROCm image ignores MPI (the same tags under every variant, so a second job
 // would race the first), and the DeepSpeed images were never published with
 // MPI.
 var mpi0Only = []string{"pytorch10-tf27-rocm50", "deepspeed-gpu", "gpt-neox-deepspeed-gpu"}
 
-// Job is one CI job: publishImage of one image under one WITH_MPI value.
+// Job is one CI job: publishImage of one framework image (and its base)
+// under one WITH_MPI value.
 type Job struct {
-	Name  string
-	Image string // catalog name
-	// Base is true for a base image's job: it publishes only the base and
-	// writes no artifact file.
-	Base    bool
+	Name    string
+	Image   string // catalog name
+	Base    string // the base image the job publishes first ("" for none)
 	MPI     string // "0" or "1"
 	Dev     bool
 	Machine Machine
-	// Arm64 is true when the job builds a multi-platform image and needs
-	// arm64 emulation on the machine.
-	Arm64    bool
-	Requires []string
+	// Platforms the job builds; Arm64 is true when linux/arm64 is among
+	// them, so the machine needs arm64 emulation.
+	Platforms []string
+	Arm64     bool
+	Requires  []string
 	// Env are the KEY=VALUE settings of the publish step, in order.
 	Env []string
-	// Artifact is the one file the job stores ("" for base jobs).
+	// Artifact is the one file the job stores.
 	Artifact string
 }
 
@@ -129,17 +115,10 @@ func (w Workflow) Ignore() []string {
 	return nil
 }
 
-// BaseJobName and ImageJobName are the job names; dev adds "-dev".
-func BaseJobName(base, mpi string, dev bool) string {
-	return suffix("build-and-publish-base-"+base+"-"+mpi, dev)
-}
-
-// ImageJobName is build-and-publish-docker-<image>-<M>, the old name.
+// ImageJobName is build-and-publish-docker-<image>-<M>, the old name; dev
+// adds "-dev".
 func ImageJobName(image, mpi string, dev bool) string {
-	return suffix("build-and-publish-docker-"+image+"-"+mpi, dev)
-}
-
-func suffix(name string, dev bool) string {
+	name := "build-and-publish-docker-" + image + "-" + mpi
 	if dev {
 		return name + "-dev"
 	}
@@ -169,8 +148,8 @@ func Workflows() ([]Workflow, error) {
 	return out, nil
 }
 
-// comboJobs are the jobs of one matrix variant: its bases first, then its
-// framework images, in catalog order.
+// comboJobs are the jobs of one matrix variant: one per framework image, in
+// catalog order.
 func comboJobs(combo variant.Combo, dev bool) ([]Job, error) {
 	for _, k := range []string{"WITH_OFI", "WITH_NCCL", "WITH_AWS_TRACE"} {
 		if _, ok := combo.Env[k]; ok {
@@ -184,48 +163,24 @@ func comboJobs(combo variant.Combo, dev bool) ([]Job, error) {
 	if dev {
 		env = append(slices.Clone(DevEnv), env...)
 	}
-	var frameworks []catalog.Image
-	neededBase := map[string]bool{}
+	var jobs []Job
 	for _, img := range catalog.All() {
 		if img.IsBase() || (mpi != "0" && slices.Contains(mpi0Only, img.Name)) {
 			continue
 		}
-		frameworks = append(frameworks, img)
-		if img.Base != "" {
-			neededBase[img.Base] = true
-		}
-	}
-	arm64 := func(img catalog.Image) bool { return img.MultiArch && mpi == "0" }
-	var jobs []Job
-	for _, img := range catalog.All() {
-		if !img.IsBase() || !neededBase[img.Name] {
-			continue
+		plats := []string{"linux/amd64"}
+		if img.MultiArch && mpi == "0" {
+			plats = append(plats, "linux/arm64")
 		}
 		j := Job{
-			Name: BaseJobName(img.Name, mpi, dev), Image: img.Name, Base: true, MPI: mpi, Dev: dev,
-			Machine: CPUMachine, Arm64: arm64(img), Env: env,
-		}
-		if dev {
-			j.Requires = []string{ApproveDocker}
-		}
-		jobs = append(jobs, j)
-	}
-	for _, img := range frameworks {
-		j := Job{
-			Name: ImageJobName(img.Name, mpi, dev), Image: img.Name, MPI: mpi, Dev: dev,
-			Machine: CPUMachine, Arm64: arm64(img), Env: env,
+			Name: ImageJobName(img.Name, mpi, dev), Image: img.Name, Base: img.Base, MPI: mpi, Dev: dev,
+			Machine: CPUMachine, Platforms: plats, Arm64: slices.Contains(plats, "linux/arm64"), Env: env,
 			// publish.ArtifactName's contract name (ci_test checks they agree;
 			// publish's tests import this package, so it cannot import publish).
 			Artifact: "publish-" + img.Name + "-" + mpi,
 		}
-		if slices.Contains(gpuImages, img.Name) {
-			j.Machine = GPUMachine
-		}
 		if dev {
-			j.Requires = append(j.Requires, ApproveDocker)
-		}
-		if img.Base != "" {
-			j.Requires = append(j.Requires, BaseJobName(img.Base, mpi, dev))
+			j.Requires = []string{ApproveDocker}
 		}
 		jobs = append(jobs, j)
 	}
@@ -233,7 +188,7 @@ func comboJobs(combo variant.Combo, dev bool) ([]Job, error) {
 }
 
 // MatrixLines prints the CI jobs of the release workflow, one a line: name,
-// settings, image and the jobs it requires.
+// settings, image, its base and its platforms.
 func MatrixLines() ([]string, error) {
 	ws, err := Workflows()
 	if err != nil {
@@ -242,13 +197,10 @@ func MatrixLines() ([]string, error) {
 	var out []string
 	for _, j := range ws[0].Jobs {
 		l := fmt.Sprintf("%s WITH_MPI=%s %s", j.Name, j.MPI, j.Image)
-		if len(j.Requires) > 0 {
-			l += " requires " + strings.Join(j.Requires, ",")
+		if j.Base != "" {
+			l += " (base " + j.Base + ")"
 		}
-		if j.Machine.GPU {
-			l += " (GPU machine)"
-		}
-		out = append(out, l)
+		out = append(out, l+" "+strings.Join(j.Platforms, ","))
 	}
 	return out, nil
 }

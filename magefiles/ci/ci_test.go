@@ -87,41 +87,27 @@ func stepNames(t *testing.T, j jobDef) []string {
 // The old matrix, written out from the contract (not from the code): WITH_MPI
 // 0 and 1 for eight images, 0 only for ROCm and the two DeepSpeed images.
 var (
-	mpiBoth  = []string{"tf1-cpu", "tf2-cpu", "tf28-cpu", "pt-cpu", "tf1-gpu", "tf2-gpu", "tf28-gpu", "pt-gpu"}
-	only0    = []string{"pytorch10-tf27-rocm50", "deepspeed-gpu", "gpt-neox-deepspeed-gpu"}
-	baseOf   = map[string]string{"tf1-cpu": "cpu-py-37-base", "tf2-cpu": "cpu-py-38-base", "tf28-cpu": "cpu-py-38-base", "pt-cpu": "cpu-py-38-base", "tf1-gpu": "gpu-cuda-102-base", "tf2-gpu": "gpu-cuda-113-base", "tf28-gpu": "gpu-cuda-112-base", "pt-gpu": "gpu-cuda-113-base", "deepspeed-gpu": "gpu-cuda-113-base", "gpt-neox-deepspeed-gpu": "gpu-cuda-113-base"}
-	gpuNames = []string{"build-and-publish-docker-deepspeed-gpu-0", "build-and-publish-docker-gpt-neox-deepspeed-gpu-0"}
+	mpiBoth = []string{"tf1-cpu", "tf2-cpu", "tf28-cpu", "pt-cpu", "tf1-gpu", "tf2-gpu", "tf28-gpu", "pt-gpu"}
+	only0   = []string{"pytorch10-tf27-rocm50", "deepspeed-gpu", "gpt-neox-deepspeed-gpu"}
+	// The multi-platform images (WITH_MPI=0 only).
+	arm64Images = []string{"tf2-cpu", "tf28-cpu", "pt-cpu"}
 )
 
-// wantJobs is the exact job list of a workflow: name -> requires.
+// wantJobs is the exact job list of a workflow, as the release tooling
+// asserts it: name -> requires.
 func wantJobs(dev bool) map[string][]string {
 	sfx := ""
+	var req []string
 	if dev {
-		sfx = "-dev"
+		sfx, req = "-dev", []string{"request-publish-dev-docker"}
 	}
 	out := map[string][]string{}
-	add := func(image, mpi string) {
-		var req []string
-		if dev {
-			req = append(req, "request-publish-dev-docker")
-		}
-		if b := baseOf[image]; b != "" {
-			baseJob := "build-and-publish-base-" + b + "-" + mpi + sfx
-			req = append(req, baseJob)
-			if dev {
-				out[baseJob] = []string{"request-publish-dev-docker"}
-			} else {
-				out[baseJob] = nil
-			}
-		}
-		out["build-and-publish-docker-"+image+"-"+mpi+sfx] = req
-	}
 	for _, img := range mpiBoth {
-		add(img, "0")
-		add(img, "1")
+		out["build-and-publish-docker-"+img+"-0"+sfx] = req
+		out["build-and-publish-docker-"+img+"-1"+sfx] = req
 	}
 	for _, img := range only0 {
-		add(img, "0")
+		out["build-and-publish-docker-"+img+"-0"+sfx] = req
 	}
 	if dev {
 		out["request-publish-dev-docker"] = nil
@@ -130,7 +116,7 @@ func wantJobs(dev bool) map[string][]string {
 	return out
 }
 
-func TestConfigHasExactlyTheOldJobsPlusBaseJobs(t *testing.T) {
+func TestConfigHasExactlyTheOldJobs(t *testing.T) {
 	c := parseConfig(t)
 	if len(c.Workflows) != 2 {
 		t.Fatalf("workflows %v, want publish and publish-dev", keys(c.Workflows))
@@ -157,7 +143,7 @@ func TestConfigHasExactlyTheOldJobsPlusBaseJobs(t *testing.T) {
 				got[name] = true
 				wantReq, ok := want[name]
 				if !ok {
-					t.Errorf("%s: unexpected job %s", wf.name, name)
+					t.Errorf("%s: unexpected job %s (the release tooling aborts on any job outside the old set)", wf.name, name)
 					continue
 				}
 				if !slices.Equal(set.Requires, wantReq) {
@@ -195,71 +181,72 @@ func TestConfigHasExactlyTheOldJobsPlusBaseJobs(t *testing.T) {
 			}
 		}
 	}
-	// 19 image jobs + 10 base jobs in each workflow, all defined, nothing else.
-	if defined != 58 || len(c.Jobs) != 58 {
-		t.Errorf("%d jobs in workflows, %d defined; want 58", defined, len(c.Jobs))
+	// 19 image jobs in each workflow, all defined, nothing else: no base,
+	// lint or scheduled job.
+	if defined != 38 || len(c.Jobs) != 38 {
+		t.Errorf("%d jobs in workflows, %d defined; want 38", defined, len(c.Jobs))
 	}
 }
 
-func TestEveryJobLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
+func TestEveryJobInstallsLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 	c := parseConfig(t)
-	if m := c.Executors["gpu-machine"]; m.ResourceClass != "gpu.nvidia.small" || m.Machine["image"] != "ubuntu-2004-cuda-11.4:202110-01" {
-		t.Errorf("gpu executor %+v", m)
+	if len(c.Executors) != 1 {
+		t.Errorf("executors %v, want one machine", keys(c.Executors))
 	}
-	if m := c.Executors["cpu-machine"]; m.ResourceClass != "xlarge" || m.Machine["image"] != "ubuntu-2004:2022.04.2" {
-		t.Errorf("cpu executor %+v", m)
+	if m := c.Executors["machine"]; m.ResourceClass != "xlarge" || m.Machine["image"] != "ubuntu-2404:2026.05.1" {
+		t.Errorf("executor %+v", m)
 	}
 	for name, j := range c.Jobs {
 		dev := strings.HasSuffix(name, "-dev")
 		steps := stepNames(t, j)
-		base := strings.HasPrefix(name, "build-and-publish-base-")
 		trimmed := strings.TrimSuffix(name, "-dev")
 		mpi := trimmed[len(trimmed)-1:]
-		image := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(trimmed, "build-and-publish-base-"), "build-and-publish-docker-"), "-"+mpi)
-		want := []string{"checkout", "install-go", "docker-login"}
+		image := strings.TrimSuffix(strings.TrimPrefix(trimmed, "build-and-publish-docker-"), "-"+mpi)
+		want := []string{"checkout", "restore-go-cache", "install-go", "install-docker", "install-buildx", "docker-login"}
 		if !dev {
 			want = append(want, "ngc-login")
 		}
-		gpu := slices.Contains(gpuNames, trimmed)
-		if gpu {
-			want = append(want, "nvidia-default-runtime")
-		}
-		if mpi == "0" && slices.Contains([]string{"cpu-py-38-base", "tf2-cpu", "tf28-cpu", "pt-cpu"}, image) {
+		if mpi == "0" && slices.Contains(arm64Images, image) {
 			want = append(want, "arm64-emulation")
 		}
-		want = append(want, "builder")
+		want = append(want, "builder", "save-go-cache")
 		env := "WITH_MPI=" + mpi + " ARTIFACTS_DIR=/tmp/artifacts PUBLISH_REPORT=/tmp/publish-report.json"
 		if dev {
 			env = "NGC_PUBLISH=0 REGISTRY_REPO=environments-dev " + env
 		}
-		want = append(want, "run: "+env+" go run magefile.go -v publishImage "+image, "report")
-		if !base {
-			want = append(want, "store_artifacts: /tmp/artifacts")
-		}
+		want = append(want, "run: "+env+" go run magefile.go -v publishImage "+image, "report", "store_artifacts: /tmp/artifacts")
 		if !slices.Equal(steps, want) {
 			t.Errorf("%s steps\n%q\nwant\n%q", name, steps, want)
 		}
-		wantExec := "cpu-machine"
-		if gpu {
-			wantExec = "gpu-machine"
-		}
-		if j.Executor != wantExec {
-			t.Errorf("%s runs on %s, want %s", name, j.Executor, wantExec)
+		if j.Executor != "machine" {
+			t.Errorf("%s runs on %s", name, j.Executor)
 		}
 	}
-	for _, cmd := range []string{"install-go", "docker-login", "ngc-login", "nvidia-default-runtime", "arm64-emulation", "builder", "report"} {
+	for _, cmd := range []string{"restore-go-cache", "install-go", "install-docker", "install-buildx", "save-go-cache", "docker-login", "ngc-login", "arm64-emulation", "builder", "report"} {
 		if _, ok := c.Commands[cmd]; !ok {
 			t.Errorf("command %s not defined", cmd)
 		}
 	}
+	if len(c.Commands) != 10 {
+		t.Errorf("commands %v, want the 10 the jobs use", keys(c.Commands))
+	}
 	text, _ := Config()
 	for _, want := range []string{
 		`docker login -u "$DOCKER_USER" --password-stdin`,
-		`docker login -u "$NGC_API_USERNAME" --password-stdin nvcr.io`,
-		`"default-runtime": "nvidia"`,
+		`docker login -u "$NGC_API_USERNAME" --password-stdin "$host"`,
+		"tonistiigi/binfmt@sha256:",
+		"go mod download -json \"$mod\"",
+		"h1:",
+		"docker-ce='5:",
+		"-o \"$HOME/.docker/cli-plugins/docker-buildx\"",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("config lacks %q", want)
+		}
+	}
+	for _, gone := range []string{"nvidia", "gpu.", "build-and-publish-base-", "ubuntu-2004"} {
+		if strings.Contains(text, gone) {
+			t.Errorf("config still has %q", gone)
 		}
 	}
 }
@@ -319,14 +306,14 @@ func TestMatrixLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines) != 29 {
-		t.Errorf("%d lines, want 29 (19 image jobs, 10 base jobs)", len(lines))
+	if len(lines) != 19 {
+		t.Errorf("%d lines, want 19 (one per image job)", len(lines))
 	}
 	for _, want := range []string{
-		"build-and-publish-docker-tf2-gpu-1 WITH_MPI=1 tf2-gpu requires build-and-publish-base-gpu-cuda-113-base-1",
-		"build-and-publish-docker-deepspeed-gpu-0 WITH_MPI=0 deepspeed-gpu requires build-and-publish-base-gpu-cuda-113-base-0 (GPU machine)",
-		"build-and-publish-docker-pytorch10-tf27-rocm50-0 WITH_MPI=0 pytorch10-tf27-rocm50",
-		"build-and-publish-base-cpu-py-38-base-0 WITH_MPI=0 cpu-py-38-base",
+		"build-and-publish-docker-tf2-gpu-1 WITH_MPI=1 tf2-gpu (base gpu-cuda-113-base) linux/amd64",
+		"build-and-publish-docker-pt-cpu-0 WITH_MPI=0 pt-cpu (base cpu-py-38-base) linux/amd64,linux/arm64",
+		"build-and-publish-docker-pt-cpu-1 WITH_MPI=1 pt-cpu (base cpu-py-38-base) linux/amd64",
+		"build-and-publish-docker-pytorch10-tf27-rocm50-0 WITH_MPI=0 pytorch10-tf27-rocm50 linux/amd64",
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("no line %q in\n%s", want, strings.Join(lines, "\n"))

@@ -46,59 +46,50 @@ func ciStep(t *testing.T, job, machine string) (map[string]string, []string) {
 	return nil, nil
 }
 
-// TestReleaseJobsLeaveOnlyContractFiles runs the publish steps of three jobs
-// of the generated workflows with the real tool on the real stack, each on a
-// "machine" of its own (a directory standing for its /tmp), in CircleCI's
-// order: the base job of cpu-py-37-base, then tf1-cpu's job that requires it
-// (with files of an earlier run in its ARTIFACTS_DIR), then the development
-// job of the ROCm image with PUBLISH_REPORT unset. Each ARTIFACTS_DIR must
-// hold exactly the job's contract file (none for the base job) and the
-// report must be beside it. Then an ARTIFACTS_DIR inside the checkout is
-// refused before anything is built, and the checkout stays clean.
+// TestReleaseJobsLeaveOnlyContractFiles runs the publish steps of jobs of
+// the generated workflows with the real tool on the real stack, each on a
+// "machine" of its own (a directory standing for its /tmp): tf1-cpu's job
+// (with files of an earlier run in its ARTIFACTS_DIR) publishes its base and
+// the image; the same job run again (CircleCI's "rerun") finds both up to
+// date; then the development job of the ROCm image with PUBLISH_REPORT
+// unset. Each ARTIFACTS_DIR must hold exactly the job's contract file and
+// the report must be beside it. Then an ARTIFACTS_DIR inside the checkout
+// is refused before anything is built, and the checkout stays clean.
 func TestReleaseJobsLeaveOnlyContractFiles(t *testing.T) {
 	sc := newScenario(t, nil, nil)
 	delete(sc.env, "ARTIFACTS_DIR") // every job sets its own
-
-	// The base job: publishes the base, stores nothing.
-	m1 := t.TempDir()
-	env, args := ciStep(t, "build-and-publish-base-cpu-py-37-base-0", m1)
-	if r := sc.run(env, args...); r.code != 0 {
-		t.Fatalf("base job: exit %d", r.code)
-	}
-	if got := readArtifacts(t, filepath.Join(m1, "artifacts")); len(got) != 0 {
-		t.Errorf("the base job's ARTIFACTS_DIR holds %v, want nothing", slices.Sorted(maps.Keys(got)))
-	}
-	if got, _ := filepath.Glob(filepath.Join(m1, "*")); !slices.Equal(got, []string{filepath.Join(m1, "artifacts"), filepath.Join(m1, "publish-report.json")}) {
-		t.Errorf("the base job's machine holds %v, want artifacts/ and publish-report.json beside it", got)
-	}
-	rep, ok := readReport(t, filepath.Join(m1, "artifacts"))
-	if !ok || !rep.OK || len(rep.Images) != 1 || rep.byName()["cpu-py-37-base"].Result != "built" {
-		t.Errorf("base job report: %+v", rep)
-	}
-
-	// The image job, with an earlier run's files in its ARTIFACTS_DIR.
-	m2 := t.TempDir()
-	env, args = ciStep(t, "build-and-publish-docker-tf1-cpu-0", m2)
-	arts := filepath.Join(m2, "artifacts")
-	writeFile(t, filepath.Join(arts, "publish-tf1-cpu-0"), "tf1_cpu_0_hashed: stale\n")
-	writeFile(t, filepath.Join(arts, reportName), `{"ok": true}`)
-	if r := sc.run(env, args...); r.code != 0 {
-		t.Fatalf("tf1-cpu job: exit %d", r.code)
-	}
 	hub := stk.Hub + "/determinedai/environments:py-3.7-pytorch-1.7-tf-1.15-cpu-"
 	want := map[string]string{"publish-tf1-cpu-0": "tf1_cpu_0_hashed: " + hub + sc.hash + "\ntf1_cpu_0_versioned: " + hub + testVersion + "\n"}
-	if got := readArtifacts(t, arts); !maps.Equal(got, want) {
-		t.Errorf("tf1-cpu job's ARTIFACTS_DIR: %v, want %v", got, want)
-	}
 	if kv, err := parseYAMLMapping(want["publish-tf1-cpu-0"]); err != nil || len(kv) != 2 {
 		t.Errorf("artifact is not a two-key YAML mapping: %v %v", kv, err)
 	}
-	rep, ok = readReport(t, arts)
-	if !ok || !rep.OK {
-		t.Fatalf("tf1-cpu job report: %+v", rep)
-	}
-	if b := rep.byName(); b["cpu-py-37-base"].Result != "up-to-date" || b["tf1-cpu"].Result != "built" || !b["tf1-cpu"].Verified {
-		t.Errorf("the image job did not find its base up to date and publish the image: %+v", rep.Images)
+
+	var rep report
+	for i, wantResult := range []string{"built", "up-to-date"} {
+		m := t.TempDir()
+		env, args := ciStep(t, "build-and-publish-docker-tf1-cpu-0", m)
+		arts := filepath.Join(m, "artifacts")
+		if i == 0 {
+			writeFile(t, filepath.Join(arts, "publish-tf1-cpu-0"), "tf1_cpu_0_hashed: stale\n")
+			writeFile(t, filepath.Join(arts, reportName), `{"ok": true}`)
+		}
+		if r := sc.run(env, args...); r.code != 0 {
+			t.Fatalf("tf1-cpu job (run %d): exit %d", i+1, r.code)
+		}
+		if got := readArtifacts(t, arts); !maps.Equal(got, want) {
+			t.Errorf("tf1-cpu job's ARTIFACTS_DIR (run %d): %v, want %v", i+1, got, want)
+		}
+		if got, _ := filepath.Glob(filepath.Join(m, "*")); !slices.Equal(got, []string{arts, filepath.Join(m, "publish-report.json")}) {
+			t.Errorf("the job's machine holds %v, want artifacts/ and publish-report.json beside it", got)
+		}
+		var ok bool
+		rep, ok = readReport(t, arts)
+		if !ok || !rep.OK {
+			t.Fatalf("tf1-cpu job report (run %d): %+v", i+1, rep)
+		}
+		if b := rep.byName(); len(b) != 2 || b["cpu-py-37-base"].Result != wantResult || b["tf1-cpu"].Result != wantResult || !b["tf1-cpu"].Verified {
+			t.Errorf("run %d of the job: base and image not %s: %+v", i+1, wantResult, rep.Images)
+		}
 	}
 	if d := headDigest(t, hub+sc.hash); d == "" || d != rep.byName()["tf1-cpu"].Digest {
 		t.Errorf("%s%s is %q in the registry, the report says %q", hub, sc.hash, d, rep.byName()["tf1-cpu"].Digest)
@@ -106,7 +97,7 @@ func TestReleaseJobsLeaveOnlyContractFiles(t *testing.T) {
 
 	// A development job, report location left to its default.
 	m3 := t.TempDir()
-	env, args = ciStep(t, "build-and-publish-docker-pytorch10-tf27-rocm50-0-dev", m3)
+	env, args := ciStep(t, "build-and-publish-docker-pytorch10-tf27-rocm50-0-dev", m3)
 	if env["NGC_PUBLISH"] != "0" || env["REGISTRY_REPO"] != "environments-dev" {
 		t.Errorf("development job settings %v", env)
 	}

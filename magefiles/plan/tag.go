@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -118,4 +119,15 @@ func Platforms(img catalog.Image, s variant.Settings) []string {
 		return []string{"linux/amd64", "linux/arm64"}
 	}
 	return []string{"linux/amd64"}
+}
+
+// ImagesNeeding are the catalog images that are built for platform under s.
+func ImagesNeeding(platform string, s variant.Settings) []string {
+	var out []string
+	for _, img := range catalog.All() {
+		if slices.Contains(Platforms(img, s), platform) {
+			out = append(out, img.Name)
+		}
+	}
+	return out
 }

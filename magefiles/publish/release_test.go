@@ -13,15 +13,17 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/determined-ai/environments/magefiles/ci"
+	"github.com/determined-ai/environments/magefiles/ci/citest"
 	"github.com/determined-ai/environments/magefiles/plan"
 )
 
-// This file plays Determined's release tooling (update-bumpenvs-yaml.py) on
-// the generated CircleCI config: every job of a workflow runs its own publish
-// step with its own ARTIFACTS_DIR, against shared registries (as CI jobs share
-// Docker Hub); the files of the jobs that succeeded are merged by file name,
-// each is loaded as a YAML mapping, and every key must appear exactly once
-// with the contract's tag.
+// This file plays a release on the generated CircleCI config: every job of a
+// workflow runs its own publish step with its own ARTIFACTS_DIR, against
+// shared registries (as CI jobs share Docker Hub), and then Determined's
+// release tooling (a model of update-bumpenvs-yaml.py, magefiles/ci/citest)
+// reads the jobs' builds and artifacts from a stand-in of CircleCI's API, as
+// the release engineer runs it: it asserts the exact set of successful job
+// names and the exact set of artifact names, and bumps every key.
 
 // ciJob is a job of a workflow, as the generated YAML says.
 type ciJob struct {
@@ -97,8 +99,8 @@ func parseStep(t *testing.T, cmd string) (map[string]string, string) {
 
 // jobRun is what one job left behind.
 type jobRun struct {
-	ok    bool
-	files map[string]string // its ARTIFACTS_DIR: name -> content
+	ok, approval bool
+	files        map[string]string // its ARTIFACTS_DIR: name -> content
 }
 
 // playWorkflow runs every job of workflow in order (CircleCI runs a job once
@@ -109,7 +111,7 @@ func playWorkflow(t *testing.T, h *harness, workflow string) map[string]jobRun {
 	runs := map[string]jobRun{}
 	for _, j := range workflowJobs(t, workflow) {
 		if j.approval {
-			runs[j.name] = jobRun{ok: true}
+			runs[j.name] = jobRun{ok: true, approval: true}
 			continue
 		}
 		ready := true
@@ -160,39 +162,82 @@ func playWorkflow(t *testing.T, h *harness, workflow string) map[string]jobRun {
 	return runs
 }
 
-// bump merges the artifacts of the successful jobs by file name, as
-// update-bumpenvs-yaml.py does, and returns every key with its value and the
-// number of times it was found. It fails on two jobs writing the same file
-// name (one would silently overwrite the other).
-func bump(t *testing.T, runs map[string]jobRun) (map[string]string, map[string]int) {
-	t.Helper()
-	byName := map[string]string{}
-	from := map[string]string{}
+// builds are the CircleCI builds of the jobs that ran (approvals are not
+// builds): each job's stored ARTIFACTS_DIR under CircleCI's artifact path.
+func builds(runs map[string]jobRun, revision string) []citest.Build {
+	var out []citest.Build
 	for _, job := range slices.Sorted(maps.Keys(runs)) {
 		r := runs[job]
-		if !r.ok {
-			continue // the tooling skips jobs that did not succeed
-		}
-		for name, content := range r.files {
-			if prev, dup := from[name]; dup {
-				t.Errorf("jobs %s and %s both store %s: one overwrites the other", prev, job, name)
-			}
-			from[name], byName[name] = job, content
-		}
-	}
-	values, count := map[string]string{}, map[string]int{}
-	for name, content := range byName {
-		var m map[string]string
-		if err := yaml.Unmarshal([]byte(content), &m); err != nil {
-			t.Errorf("%s does not load as a YAML mapping: %v", name, err)
+		if r.approval {
 			continue
 		}
-		for k, v := range m {
-			values[k] = v
-			count[k]++
+		b := citest.Build{Job: job, Revision: revision, Status: "success", Artifacts: map[string]string{}}
+		if !r.ok {
+			b.Status = "failed"
 		}
+		for name, content := range r.files {
+			b.Artifacts[strings.TrimPrefix(ci.ArtifactsDir, "/")+"/"+name] = content
+		}
+		out = append(out, b)
 	}
-	return values, count
+	return out
+}
+
+// releaseBump serves the builds and runs the release engineer's command on a
+// bumpenvs.yaml holding every contract key at an older release's tags. It
+// returns the file's keys afterwards (key -> old, new) and the script's
+// error.
+func releaseBump(t *testing.T, b []citest.Build, revision string, dev bool) (map[string][2]string, map[string][2]string, error) {
+	t.Helper()
+	api := citest.Serve(b)
+	defer api.Close()
+	before := map[string]map[string]string{}
+	for _, k := range contractKeys() {
+		before[k] = map[string]string{"old": "determinedai/environments:" + k + "-0.22.0", "new": "determinedai/environments:" + k + "-0.22.1"}
+	}
+	path := filepath.Join(t.TempDir(), "bumpenvs.yaml")
+	text, err := yaml.Marshal(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, bumpErr := citest.Bump(context.Background(), api.URL, path, revision, dev)
+	text, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after map[string]map[string]string
+	if err := yaml.Unmarshal(text, &after); err != nil {
+		t.Fatal(err)
+	}
+	flat := func(m map[string]map[string]string) map[string][2]string {
+		out := map[string][2]string{}
+		for k, v := range m {
+			out[k] = [2]string{v["old"], v["new"]}
+		}
+		return out
+	}
+	return flat(before), flat(after), bumpErr
+}
+
+// contractKeys are the 38 keys of Determined's bumpenvs.yaml the
+// environments release bumps (from the contract's matrix, not the code).
+func contractKeys() []string {
+	var out []string
+	add := func(image, mpi string) {
+		k := strings.ReplaceAll(image, "-", "_") + "_" + mpi
+		out = append(out, k+"_hashed", k+"_versioned")
+	}
+	for _, img := range []string{"tf1-cpu", "tf2-cpu", "tf28-cpu", "pt-cpu", "tf1-gpu", "tf2-gpu", "tf28-gpu", "pt-gpu"} {
+		add(img, "0")
+		add(img, "1")
+	}
+	for _, img := range []string{"pytorch10-tf27-rocm50", "deepspeed-gpu", "gpt-neox-deepspeed-gpu"} {
+		add(img, "0")
+	}
+	return out
 }
 
 // contractTags are the tags the contract (plan/testdata/contract.json, from
@@ -270,78 +315,121 @@ func TestReleaseToolingOnTheGeneratedWorkflows(t *testing.T) {
 				if !r.ok {
 					t.Errorf("job %s failed:\n%s", job, h.err.String())
 				}
-				if strings.HasPrefix(job, "request-") {
+				if r.approval {
 					continue
 				}
 				jobs++
-				// Each job stores exactly its own file; base jobs none.
-				var want []string
-				if strings.Contains(job, "-docker-") {
-					name := strings.TrimSuffix(job, "-dev")
-					want = []string{"publish-" + strings.TrimPrefix(name, "build-and-publish-docker-")}
-				}
+				// Each job stores exactly its own file.
+				name := strings.TrimSuffix(job, "-dev")
+				want := []string{"publish-" + strings.TrimPrefix(name, "build-and-publish-docker-")}
 				if got := slices.Sorted(maps.Keys(r.files)); !slices.Equal(got, want) {
 					t.Errorf("job %s stores %v, want %v", job, got, want)
 				}
 			}
-			if jobs != 29 {
-				t.Errorf("%d publish jobs, want 29", jobs)
+			if jobs != 19 {
+				t.Errorf("%d publish jobs, want 19", jobs)
 			}
-			values, count := bump(t, runs)
+			before, after, err := releaseBump(t, builds(runs, "abc1234"), "abc1234", wf.dev)
+			if err != nil {
+				t.Fatalf("the release tooling refused the run: %v", err)
+			}
 			want := wantKeys(t, h, runs, wf.dev)
 			if len(want) != 2*19 {
 				t.Errorf("%d keys expected, want 38 (19 image jobs)", len(want))
 			}
 			for k, v := range want {
-				if count[k] != 1 || values[k] != v {
-					t.Errorf("key %s: found %d times, value %q; want once, %q", k, count[k], values[k], v)
+				if after[k] != [2]string{before[k][1], v} {
+					t.Errorf("key %s: old/new %q, want %q", k, after[k], [2]string{before[k][1], v})
 				}
 			}
-			for k := range values {
-				if _, ok := want[k]; !ok {
-					t.Errorf("unexpected key %s: %s", k, values[k])
-				}
+			if len(after) != len(want) {
+				t.Errorf("bumpenvs.yaml has %d keys after the bump, want %d", len(after), len(want))
 			}
-			// Up to date: every framework job verified the base its base job
-			// published instead of building it again, so each job built
-			// exactly one image.
-			if n := h.buildCount(); n != jobs {
-				t.Errorf("%d builds in %d jobs: %v", n, jobs, h.builds)
+			// Run one after the other, the jobs that share a base build it
+			// once: the later ones find it up to date (10 distinct bases in
+			// the two WITH_MPI values, 19 images).
+			if n := h.buildCount(); n != 29 {
+				t.Errorf("%d builds in %d jobs, want 29: %v", n, jobs, h.builds)
 			}
 		})
 	}
 }
 
-func TestReleaseToolingAFailedImageCostsOnlyItsOwnJob(t *testing.T) {
-	h := newHarness(t)
-	h.fail["tf28-cpu"] = true
-	runs := playWorkflow(t, h, ci.ReleaseWorkflow)
-	for job, r := range runs {
-		failed := strings.HasPrefix(job, "build-and-publish-docker-tf28-cpu-")
-		if r.ok == failed {
-			t.Errorf("job %s ok=%v", job, r.ok)
+// A failed job aborts the whole bump, as the real script does: its job name
+// is missing from the successful builds. Nothing is bumped, also not the
+// keys of the images that did publish.
+func TestReleaseToolingAFailedJobAbortsTheBump(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		h := newHarness(t)
+		h.fail["tf28-cpu"] = true
+		wf := ci.ReleaseWorkflow
+		if dev {
+			wf = ci.DevWorkflow
 		}
-		if failed && len(r.files) != 0 {
-			t.Errorf("failed job %s left %v", job, slices.Sorted(maps.Keys(r.files)))
-		}
-	}
-	values, count := bump(t, runs)
-	want := wantKeys(t, h, runs, false)
-	for k, v := range want {
-		lost := strings.HasPrefix(k, "tf28_cpu_")
-		if lost {
-			if count[k] != 0 {
-				t.Errorf("key %s of the failed image was bumped", k)
+		runs := playWorkflow(t, h, wf)
+		for job, r := range runs {
+			failed := strings.HasPrefix(job, "build-and-publish-docker-tf28-cpu-")
+			if r.ok == failed {
+				t.Errorf("job %s ok=%v", job, r.ok)
 			}
-			continue
+			if failed && len(r.files) != 0 {
+				t.Errorf("failed job %s left %v", job, slices.Sorted(maps.Keys(r.files)))
+			}
 		}
-		if count[k] != 1 || values[k] != v {
-			t.Errorf("key %s: found %d times, value %q; want once, %q", k, count[k], values[k], v)
+		before, after, err := releaseBump(t, builds(runs, "abc1234"), "abc1234", dev)
+		if err == nil || !strings.Contains(err.Error(), "AssertionError") || !strings.Contains(err.Error(), "build-and-publish-docker-tf28-cpu-0") {
+			t.Errorf("dev=%v: the release tooling did not refuse a release with a failed job: %v", dev, err)
+		}
+		if !maps.Equal(before, after) {
+			t.Errorf("dev=%v: bumpenvs.yaml changed although the bump was refused", dev)
 		}
 	}
-	if len(values) != len(want)-4 {
-		t.Errorf("%d keys bumped, want %d (all but tf28-cpu's four)", len(values), len(want)-4)
+}
+
+// The two assertions of the real script can fail on this project's runs:
+// any other successful job of the commit (a base job as the old generator
+// made, a lint job), a job storing a file beside its own (the report), the
+// other workflow's names, or a run without --no-cloud-images' promise.
+func TestReleaseToolingRefusesAnythingButTheExactSets(t *testing.T) {
+	h := newHarness(t)
+	runs := playWorkflow(t, h, ci.ReleaseWorkflow)
+	good := builds(runs, "abc1234")
+	if _, _, err := releaseBump(t, good, "abc1234", false); err != nil {
+		t.Fatalf("the untouched run is refused: %v", err)
 	}
+	// Other commits' builds are not looked at.
+	other := append(slices.Clone(good), citest.Build{Job: "lint", Revision: "fff0000", Status: "success"})
+	if _, _, err := releaseBump(t, other, "abc1234", false); err != nil {
+		t.Errorf("a build of another commit made the bump fail: %v", err)
+	}
+	for _, c := range []struct {
+		name   string
+		builds []citest.Build
+		dev    bool
+		want   string
+	}{
+		{"a base job", append(slices.Clone(good), citest.Build{Job: "build-and-publish-base-cpu-py-38-base-0", Revision: "abc1234", Status: "success"}), false, "unexpected ['build-and-publish-base-cpu-py-38-base-0']"},
+		{"a lint job", append(slices.Clone(good), citest.Build{Job: "lint", Revision: "abc1234", Status: "success"}), false, "unexpected ['lint']"},
+		{"the report stored", withArtifact(good, "tmp/publish-report.json", "{}"), false, "unexpected ['publish-report.json']"},
+		{"--dev on release jobs", good, true, "missing ['build-and-publish-docker-deepspeed-gpu-0-dev'"},
+	} {
+		before, after, err := releaseBump(t, c.builds, "abc1234", c.dev)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want %q", c.name, err, c.want)
+		}
+		if !maps.Equal(before, after) {
+			t.Errorf("%s: bumpenvs.yaml changed although the bump was refused", c.name)
+		}
+	}
+}
+
+// withArtifact adds a file to the first build's artifacts.
+func withArtifact(b []citest.Build, path, content string) []citest.Build {
+	out := slices.Clone(b)
+	arts := maps.Clone(out[0].Artifacts)
+	arts[path] = content
+	out[0].Artifacts = arts
+	return out
 }
 
 func TestCIJobsStoreTheContractArtifactName(t *testing.T) {
@@ -351,11 +439,7 @@ func TestCIJobsStoreTheContractArtifactName(t *testing.T) {
 	}
 	for _, w := range ws {
 		for _, j := range w.Jobs {
-			want := ""
-			if !j.Base {
-				want = ArtifactName(j.Image, j.MPI)
-			}
-			if j.Artifact != want {
+			if want := ArtifactName(j.Image, j.MPI); j.Artifact != want {
 				t.Errorf("%s: artifact %q, want %q", j.Name, j.Artifact, want)
 			}
 		}

@@ -205,3 +205,31 @@ func TestPublishNGCWithNGCOffDoesNothing(t *testing.T) {
 		t.Errorf("docker was called:\n%s", calls)
 	}
 }
+
+// `mage builder` on a builder without arm64 succeeds without an ERR line
+// (nothing failed): it names the images that need arm64 under the settings,
+// and none under WITH_MPI=1.
+func TestBuilderWithoutArm64IsNoError(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	tool := compiledTool(t)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(recordingDocker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ mpi, want string }{
+		{"0", "cannot build linux/arm64, which cpu-py-38-base, tf2-cpu, tf28-cpu, pt-cpu need"},
+		{"1", "cannot build linux/arm64; no image needs it"},
+	} {
+		cmd := exec.Command(tool, "builder")
+		cmd.Dir = gitRepo(t, "0.26.4\n")
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "RECIPES_DIR="+root, "NO_COLOR=1",
+			"FAKE_DOCKER_LOG="+filepath.Join(t.TempDir(), "docker.log"), "FAKE_PLATFORMS=linux/amd64", "WITH_MPI="+c.mpi)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("WITH_MPI=%s: %v\n%s", c.mpi, err, out)
+		}
+		if strings.Contains(string(out), "ERR") || !strings.Contains(string(out), c.want) {
+			t.Errorf("WITH_MPI=%s: output\n%s\nwant no ERR line and %q", c.mpi, out, c.want)
+		}
+	}
+}

@@ -8,7 +8,7 @@ import (
 )
 
 // CIMatrix prints the jobs of the CI release workflow, one a line: job name,
-// WITH_MPI, image and the jobs it requires. The list is made from the catalog
+// WITH_MPI, image, its base and its platforms. The list is made from the catalog
 // and magefiles/variant.Matrix; reads nothing.
 func CIMatrix(ctx context.Context) error {
 	lines, err := ci.MatrixLines()
@@ -24,8 +24,9 @@ func CIMatrix(ctx context.Context) error {
 // CIConfig prints the CircleCI config (.circleci/config.yml): the release
 // workflow on main and the development workflow (REGISTRY_REPO=environments-dev,
 // no NGC, behind the approval job request-publish-dev-docker) on other
-// branches, one job per framework image and WITH_MPI value and one per base
-// image. Reads nothing.
+// branches, one job per framework image and WITH_MPI value (the old 19 per
+// workflow, nothing else: Determined's release tooling asserts that set).
+// Reads nothing.
 func CIConfig(ctx context.Context) error {
 	cfg, err := ci.Config()
 	if err != nil {

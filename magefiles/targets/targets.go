@@ -204,8 +204,14 @@ func Builder(ctx context.Context) error {
 	}
 	plats := info.Platforms
 	e.Status.OK("builder %s (driver %s) builds %s", e.Settings.Builder, info.Driver, strings.Join(plats, ", "))
-	if m := builder.Missing(plats, []string{"linux/amd64", "linux/arm64"}); len(m) > 0 {
-		e.Status.Fail("builder %s cannot build %s: %s", e.Settings.Builder, strings.Join(m, ", "), builder.EmulationHint)
+	// A missing platform is no failure here: a publish or build that needs
+	// it refuses before anything is built. Say which images need it.
+	for _, p := range builder.Missing(plats, []string{"linux/amd64", "linux/arm64"}) {
+		if need := plan.ImagesNeeding(p, e.Settings); len(need) > 0 {
+			e.Status.Info("builder %s cannot build %s, which %s need under these settings: %s", e.Settings.Builder, p, strings.Join(need, ", "), builder.EmulationHint)
+		} else {
+			e.Status.Info("builder %s cannot build %s; no image needs it under these settings", e.Settings.Builder, p)
+		}
 	}
 	return nil
 }

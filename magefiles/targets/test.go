@@ -13,9 +13,10 @@ import (
 	"github.com/determined-ai/environments/magefiles/stack"
 )
 
-// testPackages are the Debian packages the unit tests use (shellcheck for
+// testPackages are the Debian packages the unit tests use (python3 and
+// python3-yaml for the model of the release tooling, shellcheck for
 // the scripts; unshare, getent and cc are on every Debian machine).
-var testPackages = []string{"shellcheck"}
+var testPackages = []string{"shellcheck", "python3", "python3-yaml"}
 
 // Test runs every test: go vet, the unit tests, then the end-to-end suite.
 // It installs what the tests need (apt packages, the pinned buildkitd and
