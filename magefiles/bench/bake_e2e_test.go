@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +15,7 @@ import (
 // rounds, default 5, each a bake and two cold publishes, all of which must
 // succeed): go test -tags e2e -count=1 -v -run TestBakeRatio ./magefiles/bench/
 func TestBakeRatio(t *testing.T) {
-	if v := os.Getenv("BENCH_BAKE_ROUNDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("BENCH_BAKE_ROUNDS=%q: must be a whole number >= 1", v)
-		}
-		defer func(old int) { bakeRounds = old }(bakeRounds)
-		bakeRounds = n
-	}
+	bakeRoundsFromEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	work := t.TempDir()

@@ -12,8 +12,9 @@ import (
 )
 
 // TestRun measures every figure, as `go run magefile.go bench` does (root,
-// about five minutes): go test -tags e2e -count=1 -v -run TestRun ./magefiles/bench/
+// about five minutes; BENCH_BAKE_ROUNDS as for TestBakeRatio): go test -tags e2e -count=1 -v -run TestRun ./magefiles/bench/
 func TestRun(t *testing.T) {
+	bakeRoundsFromEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	var out strings.Builder

@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// Summary counts top-level tests.
+// Summary counts top-level tests. A top-level test whose subtests all
+// skipped counts as skipped, not passed (go test reports it as passed).
 type Summary struct {
 	Passed, Failed, Skipped int
 	// Tallies are log lines of the form "<what> tried: N ..." or
@@ -26,7 +27,17 @@ type Summary struct {
 	Tallies []string
 	// FailedTests names the failed tests as package.Test.
 	FailedTests []string
+	// Skips are every skipped test, top-level or subtest, in the order seen.
+	Skips []Skip
 }
+
+// Skip is a skipped test: its package import path, its name (Test or
+// Test/sub) and the reason it logged last (t.Skip's message).
+type Skip struct {
+	Package, Test, Reason string
+}
+
+func (s Skip) String() string { return s.Package + "." + s.Test + ": " + s.Reason }
 
 type event struct {
 	Action  string
@@ -67,6 +78,7 @@ func Run(ctx context.Context, dir string, env []string, out io.Writer, args ...s
 func Render(r io.Reader, out io.Writer) Summary {
 	var sum Summary
 	buffered := map[string][]string{} // test output kept until the result is known
+	subs := map[string]*subResults{}  // per top-level test (package.Test)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
@@ -95,16 +107,30 @@ func Render(r io.Reader, out io.Writer) Summary {
 			if ev.Test == "" {
 				continue
 			}
-			top := !strings.Contains(ev.Test, "/")
+			topName, _, isSub := strings.Cut(ev.Test, "/")
+			top := !isSub
+			topKey := ev.Package + "." + topName
+			if isSub {
+				if subs[topKey] == nil {
+					subs[topKey] = &subResults{}
+				}
+				subs[topKey].add(ev.Test, ev.Action)
+			}
 			switch ev.Action {
 			case "pass":
-				if top {
+				if !top {
+					break
+				}
+				if subs[topKey].allSkipped() { // its subtests are in Skips
+					sum.Skipped++
+				} else {
 					sum.Passed++
 				}
 			case "skip":
 				if top {
 					sum.Skipped++
 				}
+				sum.Skips = append(sum.Skips, Skip{ev.Package, ev.Test, skipReason(buffered[key])})
 			case "fail":
 				if top {
 					sum.Failed++
@@ -116,10 +142,65 @@ func Render(r io.Reader, out io.Writer) Summary {
 				}
 			}
 			delete(buffered, key)
+			if top {
+				delete(subs, topKey)
+			}
 		}
 	}
 	sort.Strings(sum.FailedTests)
 	return sum
+}
+
+// subResults are the results of a top-level test's subtests, at any depth.
+type subResults struct {
+	results map[string]string // name -> pass, fail or skip
+}
+
+func (r *subResults) add(name, action string) {
+	if r.results == nil {
+		r.results = map[string]string{}
+	}
+	r.results[name] = action
+}
+
+// allSkipped reports whether the test had subtests and every leaf among
+// them (a subtest with no subtests of its own) skipped. A subtest whose
+// subtests all skipped passes in go test's eyes; its leaves decide.
+func (r *subResults) allSkipped() bool {
+	if r == nil || len(r.results) == 0 {
+		return false
+	}
+	leaves := 0
+	for name, action := range r.results {
+		parent := false
+		for other := range r.results {
+			if strings.HasPrefix(other, name+"/") {
+				parent = true
+				break
+			}
+		}
+		if parent {
+			continue
+		}
+		leaves++
+		if action != "skip" {
+			return false
+		}
+	}
+	return leaves > 0
+}
+
+// skipReason is the last line a skipped test logged (its t.Skip message),
+// without the file:line prefix.
+func skipReason(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- ") {
+			continue
+		}
+		return trimLogPrefix(l)
+	}
+	return "no reason given"
 }
 
 // trimLogPrefix drops the "    file_test.go:12: " of a t.Log line.

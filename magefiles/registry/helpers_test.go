@@ -293,18 +293,28 @@ func (p *faultProxy) summary() string {
 
 func logFaults(t *testing.T, proxies ...*faultProxy) (injected, survived int) {
 	t.Helper()
-	return tallyFaults(t, "survived", proxies...)
+	return tallyFaults(t, proxies...)
 }
 
-// logCaught is logFaults for tests where the operation must fail: the
-// faults are counted as caught (a clear error), not survived.
-func logCaught(t *testing.T, proxies ...*faultProxy) (injected int) {
+// logCaught is logFaults for tests where the operation must fail: a fault
+// counts as caught when no retry got past it and err, the operation's error,
+// names the registry it was injected at. Returns how many were injected.
+func logCaught(t *testing.T, err error, proxies ...*faultProxy) (injected int) {
 	t.Helper()
-	injected, _ = tallyFaults(t, "caught", proxies...)
+	caught := 0
+	for _, p := range proxies {
+		i, s := p.Faults()
+		injected += i
+		if err != nil && strings.Contains(err.Error(), p.Host) {
+			caught += i - s
+		}
+		t.Logf("proxy %s: %s", p.Host, p.summary())
+	}
+	t.Logf("faults injected: %d, caught as a clear failure (expected): %d", injected, caught)
 	return injected
 }
 
-func tallyFaults(t *testing.T, outcome string, proxies ...*faultProxy) (injected, survived int) {
+func tallyFaults(t *testing.T, proxies ...*faultProxy) (injected, survived int) {
 	t.Helper()
 	for _, p := range proxies {
 		i, s := p.Faults()
@@ -312,11 +322,7 @@ func tallyFaults(t *testing.T, outcome string, proxies ...*faultProxy) (injected
 		survived += s
 		t.Logf("proxy %s: %s", p.Host, p.summary())
 	}
-	if outcome == "caught" {
-		t.Logf("faults injected: %d, caught as a clear failure (expected): %d", injected, injected)
-	} else {
-		t.Logf("faults injected: %d, survived: %d", injected, survived)
-	}
+	t.Logf("faults injected: %d, survived: %d", injected, survived)
 	return injected, survived
 }
 

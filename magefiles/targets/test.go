@@ -2,8 +2,10 @@ package targets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/magefile/mage/mg"
@@ -21,7 +23,8 @@ var testPackages = []string{"shellcheck", "python3", "python3-yaml"}
 // Test runs every test: go vet, the unit tests, then the end-to-end suite.
 // It installs what the tests need (apt packages, the pinned buildkitd and
 // buildx of tools/go.mod, arm64 emulation), so it needs root. Prints
-// "unit: N passed, M failed" and "e2e: N passed, M failed". Reads nothing.
+// "unit: N passed, M failed, S skipped" and the same for e2e; a skipped test
+// not listed in magefiles/gotest/skips.txt fails it. Reads nothing.
 func Test(ctx context.Context) error {
 	if err := Unit(ctx); err != nil {
 		return err
@@ -57,20 +60,32 @@ func Unit(ctx context.Context) error {
 			fmt.Println("  " + t)
 		}
 	}
-	fmt.Printf("unit: %d passed, %d failed\n", sum.Passed, sum.Failed)
+	fmt.Printf("unit: %d passed, %d failed, %d skipped\n", sum.Passed, sum.Failed, sum.Skipped)
+	skipsErr := checkSkips(root, "unit", sum)
 	if sum.Failed > 0 {
-		return fmt.Errorf("unit tests failed: %s", strings.Join(sum.FailedTests, ", "))
+		return errors.Join(fmt.Errorf("unit tests failed: %s", strings.Join(sum.FailedTests, ", ")), skipsErr)
 	}
 	if sum.Passed == 0 {
 		return fmt.Errorf("no unit test ran")
 	}
-	return nil
+	return skipsErr
+}
+
+// checkSkips prints every skipped test and fails on one that the
+// allow-list (gotest.SkipsFile) does not name.
+func checkSkips(root, what string, sum gotest.Summary) error {
+	allowed, err := gotest.LoadAllowed(filepath.Join(root, gotest.SkipsFile))
+	if err != nil {
+		return err
+	}
+	return gotest.CheckSkips(os.Stdout, what, sum.Skips, allowed)
 }
 
 // E2e runs the end-to-end suite on a real buildx + BuildKit + registry stack.
 // It provisions what is missing (Debian packages, the pinned buildkitd and
 // buildx, cached by version), starts buildkitd and three loopback registries,
-// runs every scenario, stops everything, and prints "e2e: N passed, M failed".
+// runs every scenario and the bench package's end-to-end tests, stops
+// everything, and prints "e2e: N passed, M failed, S skipped".
 // Needs root and binfmt_misc; fails saying why otherwise. Reads nothing.
 func E2e(ctx context.Context) error {
 	root, err := os.Getwd()
@@ -82,16 +97,20 @@ func E2e(ctx context.Context) error {
 	}
 	// The stack's own tests (the engine, its docker driver and bridge, the
 	// multi-node builder) first, then the scenarios on it.
-	run.NewStatus(os.Stderr).Step("end-to-end suite (go test -tags e2e ./magefiles/stack/... ./magefiles/e2e/...)")
-	sum, err := gotest.Run(ctx, root, nil, os.Stdout, "-tags", "e2e", "-count=1", "-p", "1", "-timeout=50m", "./magefiles/stack/...", "./magefiles/e2e/...")
-	fmt.Printf("e2e: %d passed, %d failed\n", sum.Passed, sum.Failed)
+	run.NewStatus(os.Stderr).Step("end-to-end suite (go test -tags e2e ./magefiles/stack/... ./magefiles/e2e/... ./magefiles/bench/...)")
+	// The bench package's end-to-end tests (every figure of BENCHMARKS.md)
+	// run too, measuring each figure once rather than the median of 5 rounds.
+	benchEnv := []string{"BENCH_BAKE_ROUNDS=1"}
+	sum, err := gotest.Run(ctx, root, benchEnv, os.Stdout, "-tags", "e2e", "-count=1", "-p", "1", "-timeout=50m", "./magefiles/stack/...", "./magefiles/e2e/...", "./magefiles/bench/...")
+	fmt.Printf("e2e: %d passed, %d failed, %d skipped\n", sum.Passed, sum.Failed, sum.Skipped)
+	skipsErr := checkSkips(root, "e2e", sum)
 	switch {
 	case err != nil:
-		return err
+		return errors.Join(err, skipsErr)
 	case sum.Failed > 0:
-		return fmt.Errorf("e2e failed: %s", strings.Join(sum.FailedTests, ", "))
+		return errors.Join(fmt.Errorf("e2e failed: %s", strings.Join(sum.FailedTests, ", ")), skipsErr)
 	case sum.Passed == 0:
 		return fmt.Errorf("e2e ran no test")
 	}
-	return nil
+	return skipsErr
 }
