@@ -151,7 +151,8 @@ func EnsureInspected(ctx context.Context, r *run.Runner, name string, explicit b
 // DefaultDriver is the driver of the builder Ensure creates.
 const DefaultDriver = "docker-container"
 
-// Missing returns the wanted platforms the builder cannot build.
+// Missing returns the wanted platforms the builder cannot build, each once
+// (want may name a platform once per image).
 func Missing(have, want []string) []string {
 	set := map[string]bool{}
 	for _, h := range have {
@@ -161,6 +162,7 @@ func Missing(have, want []string) []string {
 	for _, w := range want {
 		if !set[w] {
 			out = append(out, w)
+			set[w] = true
 		}
 	}
 	return out
