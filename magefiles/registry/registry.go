@@ -184,7 +184,7 @@ func parseRef(ref string) (name.Reference, error) {
 
 // transport builds the per-operation stack below ggcr's own wrappers.
 func (c *Client) transport(act *activity, stats *uploadStats) http.RoundTripper {
-	var rt http.RoundTripper = &observeTransport{inner: c.base, act: act, stats: stats}
+	var rt http.RoundTripper = &observeTransport{inner: credentialScrub{inner: c.base}, act: act, stats: stats}
 	return schemeGuard{inner: retryAfterWait{inner: rt}}
 }
 

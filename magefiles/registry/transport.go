@@ -24,7 +24,7 @@ const drainLimit = 64 << 10
 
 // The per-operation transport stack, outermost first:
 //
-//	ggcr (auth, retries of retry.go, user agent) -> schemeGuard -> retryAfterWait -> observeTransport -> base
+//	ggcr (auth, retries of retry.go, user agent) -> schemeGuard -> retryAfterWait -> observeTransport -> credentialScrub (scrub.go) -> base
 //
 // ggcr's own retry transport (transport.NewRetry, configured by the
 // remote.WithRetry* options of retryOptions) repeats requests;
