@@ -1,0 +1,37 @@
+package inputs
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestListNamesEveryKind: the listing names each image and an input of
+// every kind with where it is declared.
+func TestListNamesEveryKind(t *testing.T) {
+	imgs, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := WriteList(&b, imgs); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"gpu-cuda-113-base\n",
+		"tf2-gpu (built on gpu-cuda-113-base, whose inputs it also reads)",
+		"image  nvidia/cuda:11.3.1-cudnn8-devel-ubuntu20.04",
+		"sha256 " + minicondaSHA256 + "; from dockerfile_scripts/install_python.sh",
+		"git    https://github.com/NVIDIA/nccl.git@v2.15.5-1",
+		"when WITH_NCCL=1",
+		"pip   torch==1.12.0+cu113",
+		"find-links https://download.pytorch.org/whl/cu113/torch_stable.html; from catalog tf2-gpu TORCH_PIP",
+		"apt http://archive.ubuntu.com/ubuntu focal main,restricted,universe,multiverse",
+		"conda  python=3.8.12 (arm64)",
+		"17 images, ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("listing lacks %q", want)
+		}
+	}
+}
