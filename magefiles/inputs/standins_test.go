@@ -320,7 +320,7 @@ func (g *gitStandin) repo(t *testing.T, path, tag, branch string) (first, middle
 	must("init", "-q", "-b", "main")
 	must("commit", "-q", "--allow-empty", "-m", "one")
 	first = must("rev-parse", "HEAD")
-	must("tag", tag)
+	must("tag", "-a", "-m", "release "+tag, tag) // annotated, as releases are: the advertisement peels it
 	must("commit", "-q", "--allow-empty", "-m", "two")
 	middle = must("rev-parse", "HEAD")
 	must("commit", "-q", "--allow-empty", "-m", "three")
