@@ -35,3 +35,38 @@ func TestListNamesEveryKind(t *testing.T) {
 		}
 	}
 }
+
+// TestForBuildSelectsTheVariant: a WITH_MPI=0 amd64 build reads no MPI
+// download and no arm64 installer; WITH_MPI=1 WITH_OFI=1 reads libfabric,
+// not UCX.
+func TestForBuildSelectsTheVariant(t *testing.T) {
+	has := func(ii ImageInputs, name string) bool {
+		for _, in := range ii.Inputs {
+			if in.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	plain, err := ForBuild("cpu-py-38-base", Variant{Platforms: []string{"linux/amd64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has(plain, openMPIURL) || has(plain, miniforgeURL) || !has(plain, minicondaURL) {
+		t.Errorf("WITH_MPI=0 linux/amd64 inputs wrong: %v", plain.Inputs)
+	}
+	ofi, err := ForBuild("gpu-cuda-113-base", Variant{Flags: map[string]bool{"WITH_MPI": true, "WITH_OFI": true, "WITH_NCCL": true}, Platforms: []string{"linux/amd64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has(ofi, libfabric) || has(ofi, ucxURL) || !has(ofi, awsOFINCCL) || !has(ofi, ncclGit) {
+		t.Errorf("WITH_MPI=1 WITH_OFI=1 WITH_NCCL=1 inputs wrong: %v", ofi.Inputs)
+	}
+	multi, err := ForBuild("cpu-py-38-base", Variant{Platforms: []string{"linux/amd64", "linux/arm64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has(multi, miniforgeURL) {
+		t.Error("a linux/arm64 build does not read the Miniforge installer")
+	}
+}

@@ -18,6 +18,7 @@ func (p *publisher) checkAll(ctx context.Context, specs []plan.Spec, preflight f
 		func() error { return preflight(ctx, specs) },
 		func() error { return p.checkPush(ctx, specs) },
 		func() error { return p.resolveExternal(ctx, specs) },
+		func() error { return p.checkInputs(ctx, specs) },
 	}
 	errs := make([]error, len(checks))
 	if p.dry {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/determined-ai/environments/magefiles/build"
 	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/inputs"
 	"github.com/determined-ai/environments/magefiles/plan"
 	"github.com/determined-ai/environments/magefiles/registry"
 	"github.com/determined-ai/environments/magefiles/schedule"
@@ -49,6 +50,10 @@ type Options struct {
 	// NGC also copies the NGC images to $NGC_REGISTRY/$REGISTRY_REPO; it has
 	// no effect unless NGC publishing is on (Settings.NGCPublish).
 	NGC bool
+	// Inputs, when set (CHECK_INPUTS=1), asks every source whether the
+	// external inputs of the images to build still exist, with the other
+	// checks before any build; one that does not stops the run.
+	Inputs *inputs.Checker
 }
 
 // Cost hints for the scheduler: framework builds take longer than bases
@@ -78,6 +83,8 @@ type publisher struct {
 
 	// external maps each external image to its digest (resolveExternal).
 	external map[string]string
+	// inputs checks the external inputs first (CHECK_INPUTS=1), or is nil.
+	inputs *inputs.Checker
 
 	mu      sync.Mutex
 	digests map[string]string // image -> digest published in this run (see pin)
@@ -102,7 +109,7 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 		return nil, errors.New("publish: Options.Dockerhub must be true: images are pushed to $DOCKERHUB_REGISTRY/$REGISTRY_REPO by their build and NGC copies from there")
 	}
 	s := e.Settings
-	p := &publisher{e: e, reg: reg, ngc: o.NGC && s.NGCPublish, dry: e.Runner.DryRun, build: h.build}
+	p := &publisher{e: e, reg: reg, ngc: o.NGC && s.NGCPublish, dry: e.Runner.DryRun, build: h.build, inputs: o.Inputs}
 	if p.build == nil {
 		p.build = p.buildAndPush
 	}

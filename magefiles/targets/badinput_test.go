@@ -105,6 +105,8 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 		{"artifacts dir inside the checkout", []string{"publishImage", "tf1-cpu"}, []string{"ARTIFACTS_DIR=artifacts"}, nil, []string{`ARTIFACTS_DIR="artifacts" is inside the checkout`, ".gitignore"}},
 		{"report inside the artifacts dir", []string{"publish"}, []string{"ARTIFACTS_DIR=/tmp/envs-arts", "PUBLISH_REPORT=/tmp/envs-arts/publish-report.json"}, nil, []string{`PUBLISH_REPORT="/tmp/envs-arts/publish-report.json" is inside ARTIFACTS_DIR`}},
 		{"own namespace, Determined's NGC", []string{"publish"}, []string{"DOCKERHUB_REGISTRY=myorg"}, nil, []string{`DOCKERHUB_REGISTRY="myorg" is not Determined's namespace`, "NGC_PUBLISH=0"}},
+		{"bad INPUT_MIRRORS with CHECK_INPUTS=1", []string{"publish"}, []string{"CHECK_INPUTS=1", "INPUT_MIRRORS=github.com=mirror"}, nil, []string{`INPUT_MIRRORS="github.com=mirror": "github.com=mirror" is not PREFIX=MIRROR with two http(s) URLs`}},
+		{"bad PIP_INDEX_URL for inputs -check", []string{"inputs", "-check"}, []string{"PIP_INDEX_URL=pypi.mirror"}, nil, []string{`PIP_INDEX_URL="pypi.mirror": must be the http(s) URL of a PEP 503 simple index`}},
 		{"no push permission", []string{"publishImage", "tf1-cpu"}, []string{"DOCKERHUB_REGISTRY=" + refusing + "/determinedai", "DOCKER_CONFIG=" + noLogin}, nil, []string{"no permission to push to " + refusing + "/determinedai/environments", "docker login " + refusing}},
 	}
 	for _, c := range cases {

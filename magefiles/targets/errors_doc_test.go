@@ -1,12 +1,21 @@
 package targets
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/determined-ai/environments/magefiles/inputs"
 )
 
 // errorsDocker is a docker on PATH for the errors table: healthy by
@@ -209,6 +218,10 @@ func TestEveryRowOfTheErrorsTableIsProduced(t *testing.T) {
 				})
 			},
 		},
+		`N of M external inputs are missing or unreachable: …`: {
+			args: []string{"inputs", "-check"}, env: inputsGone(t), subst: map[string]string{"N": "…", "M": "…"},
+		},
+		`INPUT_MIRRORS="…": "…" is not PREFIX=MIRROR with two http(s) URLs`:        {args: []string{"inputs", "-check"}, env: []string{"INPUT_MIRRORS=github.com=mirror"}},
 		`publish: resolving the external image ubuntu:20.04 (of …) to a digest: …`: {args: []string{"publishImage", "cpu-py-38-base"}, env: []string{"NGC_PUBLISH=0", "DOCKERHUB_REGISTRY=" + newOpenRegistry(t) + "/determinedai", "REGISTRY_MIRRORS=docker.io=" + newOpenRegistry(t)}},
 	}
 
@@ -286,6 +299,60 @@ func insertAfter(t *testing.T, file, after, line string) {
 	}
 	i += len(after) + 1
 	if err := os.WriteFile(file, []byte(s[:i]+line+"\n"+s[i:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inputsGone is the environment of an inputs check whose base images are on
+// a registry mirror and whose every other source is a server that has none
+// of the files (INPUT_MIRRORS sends each declared host there).
+func inputsGone(t *testing.T) []string {
+	t.Helper()
+	imgs, err := inputs.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(gone.Close)
+	mirror := newOpenRegistry(t)
+	hosts := map[string]bool{}
+	for _, ii := range imgs {
+		for _, in := range ii.Inputs {
+			if in.Kind == inputs.Image {
+				seedMirror(t, mirror, in.Name)
+				continue
+			}
+			for _, u := range append([]string{in.Name, in.Source}, in.FindLinks...) {
+				if p, err := url.Parse(u); err == nil && p.Host != "" {
+					hosts[p.Scheme+"://"+p.Host] = true
+				}
+			}
+		}
+	}
+	var pairs []string
+	for h := range hosts {
+		pairs = append(pairs, h+"="+gone.URL)
+	}
+	return []string{"INPUT_MIRRORS=" + strings.Join(pairs, ","), "REGISTRY_MIRRORS=docker.io=" + mirror}
+}
+
+// seedMirror pushes a random image to the mirror host under ref (a Docker
+// Hub reference).
+func seedMirror(t *testing.T, host, ref string) {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := name.ParseReference(host+"/"+r.Context().RepositoryStr()+":"+r.Identifier(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(dst, img); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,8 +2,10 @@ package targets
 
 import (
 	"context"
+	"os"
 
 	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/inputs"
 	"github.com/determined-ai/environments/magefiles/publish"
 	"github.com/determined-ai/environments/magefiles/registry"
 )
@@ -15,7 +17,15 @@ func publishImages(ctx context.Context, images []string, ngc bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = publish.Run(ctx, e, registry.New(registry.WithMirrors(e.Settings.Mirrors)), publish.Options{Images: images, Dockerhub: true, NGC: ngc && e.Settings.NGCPublish})
+	opts := publish.Options{Images: images, Dockerhub: true, NGC: ngc && e.Settings.NGCPublish}
+	if e.Settings.CheckInputs {
+		src, err := inputs.ParseSources(os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		opts.Inputs = inputs.NewChecker(e.Settings.Mirrors, src, false)
+	}
+	_, err = publish.Run(ctx, e, registry.New(registry.WithMirrors(e.Settings.Mirrors)), opts)
 	return err
 }
 
@@ -26,7 +36,9 @@ func publishImages(ctx context.Context, images []string, ngc bool) error {
 // written. Up-to-date images are not rebuilt. Reads WITH_MPI, WITH_OFI,
 // WITH_NCCL, WITH_AWS_TRACE, NGC_PUBLISH, DOCKERHUB_REGISTRY, REGISTRY_REPO,
 // NGC_REGISTRY, ARTIFACTS_DIR, FORCE, ALLOW_DIRTY, JOBS, CACHE, RECIPES_DIR,
-// BUILDX_BUILDER, REGISTRY_MIRRORS, DRY_RUN.
+// BUILDX_BUILDER, REGISTRY_MIRRORS, DRY_RUN, and CHECK_INPUTS (1: first ask
+// every source whether the images' external inputs still exist, as `mage
+// inputs -check` does, with INPUT_MIRRORS, PIP_INDEX_URL, INPUTS_JOBS).
 func Publish(ctx context.Context) error { return publishImages(ctx, nil, true) }
 
 // PublishDockerhub publishes every image to $DOCKERHUB_REGISTRY/$REGISTRY_REPO only.

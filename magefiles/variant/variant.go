@@ -63,6 +63,10 @@ type Settings struct {
 	// Mirrors (REGISTRY_MIRRORS) maps a registry host to the mirror external
 	// base images are resolved through, as the builder pulls them.
 	Mirrors map[string]string
+	// CheckInputs (CHECK_INPUTS=1): publish first asks every source whether
+	// the external inputs of the images it builds still exist (`mage inputs
+	// -check`) and stops before any build if one does not.
+	CheckInputs bool
 }
 
 // Variables lists every environment variable Parse reads, for documentation
@@ -73,6 +77,7 @@ var Variables = []string{
 	"DRY_RUN", "PUSH", "FORCE", "ALLOW_DIRTY", "JOBS", "CACHE", "RECIPES_DIR", "BUILDX_BUILDER",
 	"PLATFORM",
 	"REGISTRY_MIRRORS",
+	"CHECK_INPUTS",
 }
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
@@ -120,6 +125,7 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 	if v, ok := env("BUILDX_BUILDER"); ok && v != "" {
 		s.BuilderExplicit = true
 	}
+	s.CheckInputs = flag("CHECK_INPUTS")
 	s.Report = str("PUBLISH_REPORT", DefaultReport(s.ArtifactsDir))
 	// NGC publishing is on unless NGC_PUBLISH is set to the empty string.
 	switch v, ok := env("NGC_PUBLISH"); {
@@ -296,6 +302,7 @@ func (s Settings) Describe() []string {
 		"JOBS=" + strconv.Itoa(s.Jobs), "CACHE=" + s.Cache, "RECIPES_DIR=" + s.RecipesDir, "BUILDX_BUILDER=" + s.Builder,
 		"PLATFORM=" + s.Platform,
 		"REGISTRY_MIRRORS=" + describeMirrors(s.Mirrors),
+		"CHECK_INPUTS=" + b(s.CheckInputs),
 	}
 }
 
