@@ -314,16 +314,23 @@ func (p *publisher) finishImage(ctx context.Context, sp plan.Spec, ent *ImageRep
 	if result == Built || result == DryRun {
 		// The build pushed the hashed tag only (plan.Spec.BuildTags); the
 		// other tags point at the same digest before anything is verified.
+		// A concurrent publish of the same inputs may move them (twin.go).
+		twin := false
 		if after := sp.TagsAfterPush(); len(after) > 0 {
 			src := repoOf(sp.Tags.Hashed) + "@" + digest
 			if p.dry {
 				p.e.Runner.Note("tag %s -> %s", strings.Join(after, " "), src)
 			} else if err := p.reg.Tag(ctx, src, after); err != nil {
-				return fmt.Errorf("pointing %s at the pushed %s: %w", strings.Join(after, " "), src, err)
+				if !errors.Is(err, registry.ErrVerify) || !p.concurrentTwin(ctx, sp, inputsOf(ent), digest) {
+					return fmt.Errorf("pointing %s at the pushed %s: %w", strings.Join(after, " "), src, err)
+				}
+				twin = true
 			}
 		}
-		if err := p.verify(ctx, sp.Tags.List(), digest, sp.Platforms); err != nil {
-			return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
+		if err := p.verify(ctx, sp.Tags.List(), digest, sp.Platforms); err != nil && !twin {
+			if !errors.Is(err, registry.ErrVerify) || !p.concurrentTwin(ctx, sp, inputsOf(ent), digest) {
+				return fmt.Errorf("verifying the Docker Hub tags of %s: %w", sp.Image.Name, err)
+			}
 		}
 	}
 	if p.ngc && sp.NGCTags.Hashed != "" && !(result != Built && p.reuseNGC(ctx, sp, digest, ent)) {

@@ -3,15 +3,18 @@ package publish
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/determined-ai/environments/magefiles/build"
 	"github.com/determined-ai/environments/magefiles/ci"
 	"github.com/determined-ai/environments/magefiles/ci/citest"
 	"github.com/determined-ai/environments/magefiles/plan"
@@ -97,32 +100,46 @@ func parseStep(t *testing.T, cmd string) (map[string]string, string) {
 	return env, words[5]
 }
 
+// bothWorkflows are the release and the development workflow.
+var bothWorkflows = []struct {
+	name string
+	dev  bool
+}{{ci.ReleaseWorkflow, false}, {ci.DevWorkflow, true}}
+
 // jobRun is what one job left behind.
 type jobRun struct {
 	ok, approval bool
 	files        map[string]string // its ARTIFACTS_DIR: name -> content
+	report       *Report
 }
 
 // playWorkflow runs every job of workflow in order (CircleCI runs a job once
 // the jobs it requires succeeded; approvals are given).
 func playWorkflow(t *testing.T, h *harness, workflow string) map[string]jobRun {
 	t.Helper()
-	base := maps.Clone(h.env)
+	return play(t, h, workflow, false)
+}
+
+// play runs the jobs of workflow one after the other, or all at once (as
+// CircleCI starts them once approved: no job requires another).
+func play(t *testing.T, h *harness, workflow string, atOnce bool) map[string]jobRun {
+	t.Helper()
+	type job struct {
+		name, image string
+		e           *build.Env
+		arts, rep   string
+	}
 	runs := map[string]jobRun{}
+	var jobs []job
 	for _, j := range workflowJobs(t, workflow) {
 		if j.approval {
 			runs[j.name] = jobRun{ok: true, approval: true}
 			continue
 		}
-		ready := true
 		for _, r := range j.requires {
-			if !runs[r].ok {
-				ready = false
+			if !runs[r].approval {
+				t.Fatalf("job %s requires %s, which is not an approval: the jobs must not wait for each other", j.name, r)
 			}
-		}
-		if !ready {
-			runs[j.name] = jobRun{} // not run: a job it requires failed
-			continue
 		}
 		env, image := parseStep(t, j.command)
 		if env["ARTIFACTS_DIR"] != ci.ArtifactsDir || env["PUBLISH_REPORT"] == "" || strings.HasPrefix(env["PUBLISH_REPORT"], ci.ArtifactsDir+"/") {
@@ -130,35 +147,58 @@ func playWorkflow(t *testing.T, h *harness, workflow string) map[string]jobRun {
 		}
 		// Each job runs on its own machine: its own /tmp.
 		machine := t.TempDir()
-		h.env = maps.Clone(base)
-		maps.Copy(h.env, env)
-		h.env["ARTIFACTS_DIR"] = filepath.Join(machine, "artifacts")
-		h.env["PUBLISH_REPORT"] = filepath.Join(machine, "publish-report.json")
-		e := h.buildEnv()
+		jobEnv := maps.Clone(h.env)
+		maps.Copy(jobEnv, env)
+		jobEnv["ARTIFACTS_DIR"] = filepath.Join(machine, "artifacts")
+		jobEnv["PUBLISH_REPORT"] = filepath.Join(machine, "publish-report.json")
+		jobs = append(jobs, job{name: j.name, image: image, e: h.buildEnvFrom(jobEnv), arts: jobEnv["ARTIFACTS_DIR"], rep: jobEnv["PUBLISH_REPORT"]})
+	}
+	var mu sync.Mutex
+	var problems []string
+	runJob := func(j job) {
 		// As targets.PublishImage does.
-		_, err := publishWith(context.Background(), e, h.client(), Options{Images: []string{image}, Dockerhub: true, NGC: e.Settings.NGCPublish}, hooks{
+		rep, err := publishWith(context.Background(), j.e, h.client(), Options{Images: []string{j.image}, Dockerhub: true, NGC: j.e.Settings.NGCPublish}, hooks{
 			build:     h.build,
 			preflight: func(context.Context, []plan.Spec) error { return nil },
 		})
-		run := jobRun{ok: err == nil, files: map[string]string{}}
-		if ents, rerr := os.ReadDir(h.env["ARTIFACTS_DIR"]); rerr == nil {
+		run := jobRun{ok: err == nil, files: map[string]string{}, report: rep}
+		var bad []string
+		if ents, rerr := os.ReadDir(j.arts); rerr == nil {
 			for _, ent := range ents {
-				b, rerr := os.ReadFile(filepath.Join(h.env["ARTIFACTS_DIR"], ent.Name()))
+				b, rerr := os.ReadFile(filepath.Join(j.arts, ent.Name()))
 				if rerr != nil {
-					t.Fatal(rerr)
+					bad = append(bad, rerr.Error())
 				}
 				run.files[ent.Name()] = string(b)
 			}
 		}
 		// The report is beside ARTIFACTS_DIR, never in it.
-		if b, rerr := os.ReadFile(h.env["PUBLISH_REPORT"]); rerr != nil {
-			t.Errorf("job %s: no report at PUBLISH_REPORT: %v", j.name, rerr)
+		if b, rerr := os.ReadFile(j.rep); rerr != nil {
+			bad = append(bad, fmt.Sprintf("job %s: no report at PUBLISH_REPORT: %v", j.name, rerr))
 		} else if !json.Valid(b) {
-			t.Errorf("job %s: report is not JSON", j.name)
+			bad = append(bad, fmt.Sprintf("job %s: report is not JSON", j.name))
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		runs[j.name] = run
+		problems = append(problems, bad...)
 	}
-	h.env = base
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		if !atOnce {
+			runJob(j)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runJob(j)
+		}()
+	}
+	wg.Wait()
+	for _, p := range problems {
+		t.Error(p)
+	}
 	return runs
 }
 
@@ -303,10 +343,7 @@ func wantKeys(t *testing.T, h *harness, runs map[string]jobRun, dev bool) map[st
 }
 
 func TestReleaseToolingOnTheGeneratedWorkflows(t *testing.T) {
-	for _, wf := range []struct {
-		name string
-		dev  bool
-	}{{ci.ReleaseWorkflow, false}, {ci.DevWorkflow, true}} {
+	for _, wf := range bothWorkflows {
 		t.Run(wf.name, func(t *testing.T) {
 			h := newHarness(t)
 			runs := playWorkflow(t, h, wf.name)
