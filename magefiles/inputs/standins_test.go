@@ -262,6 +262,10 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 type gitStandin struct {
 	root string
 	url  string
+	// commits are commits the commit pages know besides those in the
+	// repositories (a declared commit cannot be recreated with its hash).
+	mu      sync.Mutex
+	commits map[string]bool
 }
 
 func newGitStandin(t *testing.T) *gitStandin {
@@ -270,7 +274,7 @@ func newGitStandin(t *testing.T) *gitStandin {
 	if err != nil {
 		t.Fatalf("git --exec-path: %v (the git stand-in needs git)", err)
 	}
-	g := &gitStandin{root: t.TempDir()}
+	g := &gitStandin{root: t.TempDir(), commits: map[string]bool{}}
 	backend := &cgi.Handler{
 		Path:   filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
 		Env:    []string{"GIT_PROJECT_ROOT=" + g.root, "GIT_HTTP_EXPORT_ALL=1"},
@@ -278,7 +282,10 @@ func newGitStandin(t *testing.T) *gitStandin {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if repo, sha, ok := strings.Cut(r.URL.Path, "/commit/"); ok {
-			if out, err := g.git("--git-dir", filepath.Join(g.root, repo+".git"), "cat-file", "-t", sha); err == nil && out == "commit\n" {
+			g.mu.Lock()
+			known := g.commits[strings.TrimPrefix(repo, "/")+"@"+sha]
+			g.mu.Unlock()
+			if out, err := g.git("--git-dir", filepath.Join(g.root, repo+".git"), "cat-file", "-t", sha); known || err == nil && out == "commit\n" {
 				w.WriteHeader(http.StatusOK)
 				return
 			}
@@ -309,6 +316,16 @@ func (g *gitStandin) git(args ...string) (string, error) {
 // branch. It returns the first two.
 func (g *gitStandin) repo(t *testing.T, path, tag, branch string) (first, middle string) {
 	t.Helper()
+	return g.repoRefs(t, path, []string{tag}, []string{branch})
+}
+
+// repoRefs is repo with any number of tags (on the first commit) and
+// branches (on the third).
+func (g *gitStandin) repoRefs(t *testing.T, path string, tags, branches []string) (first, middle string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(g.root, path+".git")); err == nil {
+		t.Fatalf("repository %s exists already", path)
+	}
 	work := t.TempDir()
 	must := func(args ...string) string {
 		out, err := g.git(append([]string{"-C", work}, args...)...)
@@ -320,11 +337,15 @@ func (g *gitStandin) repo(t *testing.T, path, tag, branch string) (first, middle
 	must("init", "-q", "-b", "main")
 	must("commit", "-q", "--allow-empty", "-m", "one")
 	first = must("rev-parse", "HEAD")
-	must("tag", "-a", "-m", "release "+tag, tag) // annotated, as releases are: the advertisement peels it
+	for _, tag := range tags {
+		must("tag", "-a", "-m", "release "+tag, tag) // annotated, as releases are: the advertisement peels it
+	}
 	must("commit", "-q", "--allow-empty", "-m", "two")
 	middle = must("rev-parse", "HEAD")
 	must("commit", "-q", "--allow-empty", "-m", "three")
-	must("branch", branch)
+	for _, branch := range branches {
+		must("branch", branch)
+	}
 	bare := filepath.Join(g.root, path+".git")
 	if err := os.MkdirAll(filepath.Dir(bare), 0o755); err != nil {
 		t.Fatal(err)
