@@ -160,8 +160,8 @@ func gitInput(v, where string) (Input, error) {
 	return Input{Kind: Git, Name: v[:i], Version: v[i+1:], Source: hostOf(v[:i]), Where: where}, nil
 }
 
-func fileInput(url, sha, where string) Input {
-	return Input{Kind: File, Name: url, SHA256: sha, Source: hostOf(url), Where: where}
+func fileInput(url, sum, where string) Input {
+	return Input{Kind: File, Name: url, Checksum: sum, Source: hostOf(url), Where: where}
 }
 
 // hostOf is the scheme and host of a URL.

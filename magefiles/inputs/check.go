@@ -211,7 +211,7 @@ func fixFor(in Input, st Status) string {
 	case Image:
 		return "the tag is gone: pin a tag (or digest) that exists in " + locate(in) + ", serve the old one from a mirror (REGISTRY_MIRRORS), or retire the image"
 	case File:
-		return "the file is gone: point " + locate(in) + " at a URL that serves it (and record its sha256 there and in magefiles/inputs/recipes.go)"
+		return "the file is gone: point " + locate(in) + " at a URL that serves it (and record its checksum there and in magefiles/inputs/recipes.go)"
 	case Git:
 		return "the ref is gone: pin a branch, tag or commit that exists in " + locate(in)
 	case Pip:

@@ -2,6 +2,7 @@ package inputs
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -74,11 +75,14 @@ func TestCheckFiles(t *testing.T) {
 	files := newFileStandin(t)
 	data := []byte("#!/bin/sh\necho installer\n")
 	sum := sha256.Sum256(data)
+	md := md5.Sum(data)
 	files.put("/miniconda/Miniconda3.sh", data)
 	files.put("/ucx/ucx-1.10.1.tar.gz", []byte("tarball"))
 	const real = "https://repo.example.com"
 	src := mirrorTo(real, files.url)
-	installer := Input{Kind: File, Name: real + "/miniconda/Miniconda3.sh", SHA256: hex.EncodeToString(sum[:]), Where: "dockerfile_scripts/install_python.sh"}
+	installer := Input{Kind: File, Name: real + "/miniconda/Miniconda3.sh", Checksum: "sha256:" + hex.EncodeToString(sum[:]), Where: "dockerfile_scripts/install_python.sh"}
+	forge := installer
+	forge.Checksum = "md5:" + hex.EncodeToString(md[:])
 	ucx := Input{Kind: File, Name: real + "/ucx/ucx-1.10.1.tar.gz", Where: "dockerfile_scripts/install_mpi.sh"}
 	gone := Input{Kind: File, Name: real + "/ofed/MLNX_OFED-5.4.tgz", Where: "dockerfile_scripts/install_mpi.sh"}
 
@@ -95,11 +99,13 @@ func TestCheckFiles(t *testing.T) {
 	files.refuseHEAD = false
 
 	// -verify: the file changed under its URL.
-	rs = check(t, &Checker{Sources: src, Verify: true}, installer)
+	rs = check(t, &Checker{Sources: src, Verify: true}, installer, forge)
 	wantStatus(t, rs, installer, OK, "sha256 matches")
+	wantStatus(t, rs, forge, OK, "md5 matches")
 	files.put("/miniconda/Miniconda3.sh", []byte("#!/bin/sh\necho something else\n"))
-	rs = check(t, &Checker{Sources: src, Verify: true}, installer)
-	wantStatus(t, rs, installer, Missing, "the recipe verifies "+installer.SHA256)
+	rs = check(t, &Checker{Sources: src, Verify: true}, installer, forge)
+	wantStatus(t, rs, installer, Missing, "the recipe verifies "+strings.TrimPrefix(installer.Checksum, "sha256:"))
+	wantStatus(t, rs, forge, Missing, "has md5 ")
 	// Without -verify only existence is asked.
 	rs = check(t, &Checker{Sources: src}, installer)
 	wantStatus(t, rs, installer, OK, "HTTP 200")

@@ -2,11 +2,14 @@ package inputs
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // checkFile asks the file's server with HEAD; a server that refuses HEAD
@@ -15,7 +18,7 @@ import (
 func (c *Checker) checkFile(ctx context.Context, r *Result) {
 	u := c.Sources.URL(r.Input.Name)
 	r.Asked = u
-	if c.Verify && r.Input.SHA256 != "" {
+	if c.Verify && r.Input.Checksum != "" {
 		c.verifyFile(ctx, r, u)
 		return
 	}
@@ -61,28 +64,37 @@ func (c *Checker) status(ctx context.Context, method, u, rangeHdr string) (int, 
 	return resp.StatusCode, nil
 }
 
-// verifyFile downloads u and compares its sha256 with the declared one.
+// hashes are the checksum algorithms the recipes verify with.
+var hashes = map[string]func() hash.Hash{"sha256": sha256.New, "md5": md5.New}
+
+// verifyFile downloads u and compares its checksum with the declared one.
 func (c *Checker) verifyFile(ctx context.Context, r *Result, u string) {
+	algo, want, _ := strings.Cut(r.Input.Checksum, ":")
+	newHash, ok := hashes[algo]
+	if !ok {
+		r.Status, r.Detail = Unreachable, fmt.Sprintf("checksum %q: unknown algorithm (want sha256:HEX or md5:HEX)", r.Input.Checksum)
+		return
+	}
 	body, code, err := c.get(ctx, u)
 	if err != nil || code != http.StatusOK {
 		httpResult(r, code, err)
 		return
 	}
 	defer body.Close()
-	h := sha256.New()
+	h := newHash()
 	n, err := io.Copy(h, body)
 	if err != nil {
 		r.Status, r.Detail = Unreachable, fmt.Sprintf("GET %s: reading: %v", u, err)
 		return
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	if got != r.Input.SHA256 {
+	if got != want {
 		r.Status = Missing
-		r.Detail = fmt.Sprintf("the file (%d bytes) has sha256 %s, the recipe verifies %s", n, got, r.Input.SHA256)
-		r.Fix = "the file changed under its URL: the build's checksum check will fail; find out why, then update the sha256 in " + locate(r.Input)
+		r.Detail = fmt.Sprintf("the file (%d bytes) has %s %s, the recipe verifies %s", n, algo, got, want)
+		r.Fix = "the file changed under its URL: the build's checksum check will fail; find out why, then update the checksum in " + locate(r.Input)
 		return
 	}
-	r.Status, r.Detail = OK, fmt.Sprintf("sha256 matches (%d bytes)", n)
+	r.Status, r.Detail = OK, fmt.Sprintf("%s matches (%d bytes)", algo, n)
 }
 
 // get starts a GET; the caller closes the body when code is 200.

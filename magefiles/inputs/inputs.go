@@ -27,7 +27,7 @@ type Kind string
 const (
 	// Image: a container image in a registry (Name is the reference).
 	Image Kind = "image"
-	// File: a file downloaded over HTTP(S) (Name is the URL; SHA256 the
+	// File: a file downloaded over HTTP(S) (Name is the URL; Checksum the
 	// checksum the recipe verifies, if it does).
 	File Kind = "file"
 	// Git: a git repository (Name, the clone URL) at a branch, tag or
@@ -65,9 +65,9 @@ type Input struct {
 	// Version: pip specifier ("==1.2.3", "~=3.5.0", "" any), git ref, conda
 	// version, apt version ("" any).
 	Version string `json:"version,omitempty"`
-	// SHA256 is the checksum the recipe verifies a file against ("" when it
-	// verifies none).
-	SHA256 string `json:"sha256,omitempty"`
+	// Checksum is what the recipe verifies a file against, "ALGORITHM:HEX"
+	// ("sha256:1ea2...", "md5:85d7..."), "" when it verifies none.
+	Checksum string `json:"checksum,omitempty"`
 	// Source is where the input comes from: the registry, the file's host,
 	// the pip index, the apt repository or conda channel URL.
 	Source string `json:"source"`
@@ -93,7 +93,7 @@ type Input struct {
 // Key identifies an input across images: two images reading the same thing
 // from the same place share one check.
 func (in Input) Key() string {
-	return strings.Join([]string{string(in.Kind), in.Source, in.Suite, in.Arch, in.Name, in.Version, in.SHA256,
+	return strings.Join([]string{string(in.Kind), in.Source, in.Suite, in.Arch, in.Name, in.Version, in.Checksum,
 		strings.Join(in.FindLinks, " ")}, "|")
 }
 
@@ -125,8 +125,8 @@ func (in Input) Describe() string {
 	case Image:
 		parts = append(parts, "registry "+in.Source)
 	case File:
-		if in.SHA256 != "" {
-			parts = append(parts, "sha256 "+in.SHA256)
+		if in.Checksum != "" {
+			parts = append(parts, "checksum "+in.Checksum)
 		} else {
 			parts = append(parts, "no checksum (the recipe verifies none)")
 		}

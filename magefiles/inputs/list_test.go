@@ -21,7 +21,7 @@ func TestListNamesEveryKind(t *testing.T) {
 		"gpu-cuda-113-base\n",
 		"tf2-gpu (built on gpu-cuda-113-base, whose inputs it also reads)",
 		"image  nvidia/cuda:11.3.1-cudnn8-devel-ubuntu20.04",
-		"sha256 " + minicondaSHA256 + "; from dockerfile_scripts/install_python.sh",
+		"checksum " + minicondaSum + "; from dockerfile_scripts/install_python.sh",
 		"git    https://github.com/NVIDIA/nccl.git@v2.15.5-1",
 		"when WITH_NCCL=1",
 		"pip   torch==1.12.0+cu113",

@@ -14,10 +14,10 @@ import (
 const (
 	scripts = "dockerfile_scripts/"
 
-	minicondaURL    = "https://repo.anaconda.com/miniconda/Miniconda3-py39_4.10.3-Linux-x86_64.sh"
-	minicondaSHA256 = "1ea2f885b4dbc3098662845560bc64271eb17085387a70c2ba3f29fff6f8d52f"
-	miniforgeURL    = "https://github.com/conda-forge/miniforge/releases/download/4.10.3-10/Miniforge3-4.10.3-10-Linux-aarch64.sh"
-	miniforgeSHA256 = ""
+	minicondaURL = "https://repo.anaconda.com/miniconda/Miniconda3-py39_4.10.3-Linux-x86_64.sh"
+	minicondaSum = "sha256:1ea2f885b4dbc3098662845560bc64271eb17085387a70c2ba3f29fff6f8d52f"
+	miniforgeURL = "https://github.com/conda-forge/miniforge/releases/download/4.10.3-10/Miniforge3-4.10.3-10-Linux-aarch64.sh"
+	miniforgeSum = ""
 	// The channels conda installs Python from: Miniconda's defaults, Miniforge's conda-forge.
 	condaDefaults   = "https://repo.anaconda.com/pkgs/main/linux-64"
 	condaForgeArm64 = "https://conda.anaconda.org/conda-forge/linux-aarch64"
@@ -125,11 +125,11 @@ func condaInstallers(st stage) []Input {
 	var out []Input
 	python := st.args["PYTHON_VERSION"]
 	for _, arch := range st.arches {
-		url, sha, channel := minicondaURL, minicondaSHA256, condaDefaults
+		url, sum, channel := minicondaURL, minicondaSum, condaDefaults
 		if arch == "arm64" {
-			url, sha, channel = miniforgeURL, miniforgeSHA256, condaForgeArm64
+			url, sum, channel = miniforgeURL, miniforgeSum, condaForgeArm64
 		}
-		out = append(out, fileAt(url, sha, scripts+"install_python.sh", "", arch))
+		out = append(out, fileAt(url, sum, scripts+"install_python.sh", "", arch))
 		if python != "" {
 			out = append(out, Input{Kind: Conda, Name: "python", Version: python, Source: channel, Arch: arch,
 				Where: "catalog " + st.img.Name + " PYTHON_VERSION"})
@@ -209,8 +209,8 @@ func pipList(reqs []string, where string) ([]Input, error) {
 	return out, nil
 }
 
-func fileAt(url, sha, where, when, arch string) Input {
-	in := fileInput(url, sha, where)
+func fileAt(url, sum, where, when, arch string) Input {
+	in := fileInput(url, sum, where)
 	in.When, in.Arch = when, arch
 	return in
 }

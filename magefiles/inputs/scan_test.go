@@ -12,7 +12,7 @@ import (
 
 // found is one thing a recipe file names that comes from outside.
 type found struct {
-	kind  string // "url", "sha256", "git", "pip", "apt", "image"
+	kind  string // "url", "sha256", "md5", "git", "pip", "apt", "image"
 	value string // the URL, checksum, "URL@REF", requirement, package, image
 	file  string // relative to the repository root
 }
@@ -20,6 +20,7 @@ type found struct {
 var (
 	urlRE     = regexp.MustCompile(`https?://[^\s"'<>]+`)
 	shaRE     = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	md5RE     = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
 	assignRE  = regexp.MustCompile(`^\s*(?:local\s+|export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$`)
 	pinRE     = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._\-\[\]]*)(==|~=|<=|>=|!=)(\S+)$`)
 	debRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9.+\-]+$`)
@@ -118,6 +119,9 @@ func scanScript(text string, env map[string][]string) ([]found, error) {
 		}
 		for _, s := range shaRE.FindAllString(line, -1) {
 			out = append(out, found{kind: "sha256", value: s})
+		}
+		for _, s := range md5RE.FindAllString(line, -1) {
+			out = append(out, found{kind: "md5", value: s})
 		}
 		words := strings.Fields(line)
 		if i := slices.Index(words, "clone"); i > 0 && words[i-1] == "git" {

@@ -326,6 +326,8 @@ func TestCheckEveryDeclaredInput(t *testing.T) {
 			failed++
 		}
 	}
+	t.Logf("vanished inputs tried: %d (one of each of the %d kinds, and a yanked release) among %d declared, each named with its images",
+		len(images), len(Kinds), len(rs))
 	var ce *CheckError
 	if err := Verdict(rs); err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("%d of %d external inputs are missing", failed, len(rs))) {
 		t.Errorf("verdict: %v", err)
