@@ -34,7 +34,7 @@ import (
 // registryStandin is go-containerregistry's in-memory registry on 127.0.0.1.
 type registryStandin struct{ host string }
 
-func newRegistryStandin(t *testing.T) *registryStandin {
+func newRegistryStandin(t testing.TB) *registryStandin {
 	t.Helper()
 	srv := httptest.NewServer(memreg.New(memreg.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
@@ -42,7 +42,7 @@ func newRegistryStandin(t *testing.T) *registryStandin {
 }
 
 // push writes a small random image under repo:tag.
-func (r *registryStandin) push(t *testing.T, repoTag string) {
+func (r *registryStandin) push(t testing.TB, repoTag string) {
 	t.Helper()
 	img, err := random.Image(64, 1)
 	if err != nil {
@@ -59,7 +59,7 @@ func (r *registryStandin) push(t *testing.T, repoTag string) {
 
 // remove deletes the manifest repo:tag points at, as a registry operator
 // deleting a tag does.
-func (r *registryStandin) remove(t *testing.T, repoTag string) {
+func (r *registryStandin) remove(t testing.TB, repoTag string) {
 	t.Helper()
 	ref, err := name.ParseReference(r.host+"/"+repoTag, name.Insecure)
 	if err != nil {
@@ -82,7 +82,7 @@ type fileStandin struct {
 	url         string
 }
 
-func newFileStandin(t *testing.T) *fileStandin {
+func newFileStandin(t testing.TB) *fileStandin {
 	t.Helper()
 	f := &fileStandin{files: map[string][]byte{}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
@@ -142,7 +142,7 @@ type pipFile struct {
 	yanked bool
 }
 
-func newPipStandin(t *testing.T) *pipStandin {
+func newPipStandin(t testing.TB) *pipStandin {
 	t.Helper()
 	p := &pipStandin{projects: map[string][]pipFile{}, links: map[string][]pipFile{}}
 	srv := httptest.NewServer(http.HandlerFunc(p.serve))
@@ -204,7 +204,7 @@ type aptStandin struct {
 	url      string
 }
 
-func newAptStandin(t *testing.T) *aptStandin {
+func newAptStandin(t testing.TB) *aptStandin {
 	t.Helper()
 	a := &aptStandin{packages: map[string]map[string]string{}, gets: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(a.serve))
@@ -268,7 +268,7 @@ type gitStandin struct {
 	commits map[string]bool
 }
 
-func newGitStandin(t *testing.T) *gitStandin {
+func newGitStandin(t testing.TB) *gitStandin {
 	t.Helper()
 	execPath, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
@@ -314,14 +314,14 @@ func (g *gitStandin) git(args ...string) (string, error) {
 // repo creates a bare repository OWNER/NAME.git with three commits on
 // main: the first tagged, the second named by no ref, the third also on
 // branch. It returns the first two.
-func (g *gitStandin) repo(t *testing.T, path, tag, branch string) (first, middle string) {
+func (g *gitStandin) repo(t testing.TB, path, tag, branch string) (first, middle string) {
 	t.Helper()
 	return g.repoRefs(t, path, []string{tag}, []string{branch})
 }
 
 // repoRefs is repo with any number of tags (on the first commit) and
 // branches (on the third).
-func (g *gitStandin) repoRefs(t *testing.T, path string, tags, branches []string) (first, middle string) {
+func (g *gitStandin) repoRefs(t testing.TB, path string, tags, branches []string) (first, middle string) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(g.root, path+".git")); err == nil {
 		t.Fatalf("repository %s exists already", path)

@@ -45,7 +45,7 @@ type world struct {
 	src   Sources
 }
 
-func newWorld(t *testing.T, imgs []ImageInputs) *world {
+func newWorld(t testing.TB, imgs []ImageInputs) *world {
 	t.Helper()
 	w := &world{
 		hub: newRegistryStandin(t), files: newFileStandin(t), pip: newPipStandin(t), git: newGitStandin(t),
@@ -124,7 +124,7 @@ func newWorld(t *testing.T, imgs []ImageInputs) *world {
 	return w
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
 	if err != nil {
@@ -135,7 +135,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 
 // addPip puts a file of a version the requirement allows on the index, or
 // on its find-links page when the version is local ("+cpu").
-func (w *world) addPip(t *testing.T, in Input) {
+func (w *world) addPip(t testing.TB, in Input) {
 	t.Helper()
 	project, _, _ := strings.Cut(in.Name, "[")
 	version := "1.0"
@@ -164,7 +164,7 @@ func (w *world) addPip(t *testing.T, in Input) {
 	w.pip.add(project, file)
 }
 
-func (w *world) writeRepodata(t *testing.T) {
+func (w *world) writeRepodata(t testing.TB) {
 	t.Helper()
 	for channel, pkgs := range w.conda {
 		idx := map[string]map[string]string{}
@@ -189,7 +189,7 @@ func (w *world) checker() *Checker {
 	}
 }
 
-func (w *world) check(t *testing.T, imgs []ImageInputs) []Result {
+func (w *world) check(t testing.TB, imgs []ImageInputs) []Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -337,5 +337,24 @@ func TestCheckEveryDeclaredInput(t *testing.T) {
 		t.Errorf("verdict: %v", err)
 	} else if !errors.As(err, &ce) || len(ce.Failed) < len(Kinds) {
 		t.Errorf("verdict %v names fewer than one input of each kind", err)
+	}
+}
+
+// BenchmarkCheckEveryDeclaredInput: the check of every declared input
+// against the world of stand-ins on loopback, each run with a new Checker
+// (no index read before): the tool's own cost, without the internet's
+// latency.
+func BenchmarkCheckEveryDeclaredInput(b *testing.B) {
+	imgs, err := All()
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := newWorld(b, imgs)
+	for b.Loop() {
+		for _, r := range w.check(b, imgs) {
+			if r.Status != OK {
+				b.Fatalf("%s: %s (%s)", r.Input, r.Status, r.Detail)
+			}
+		}
 	}
 }
