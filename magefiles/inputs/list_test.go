@@ -70,3 +70,20 @@ func TestForBuildSelectsTheVariant(t *testing.T) {
 		t.Error("a linux/arm64 build does not read the Miniforge installer")
 	}
 }
+
+func TestOnlyKeepsTheImageAndItsBase(t *testing.T) {
+	imgs, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Only(imgs, "pt-gpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Image != "gpu-cuda-113-base" || got[1].Image != "pt-gpu" {
+		t.Errorf("Only(pt-gpu) = %v", got)
+	}
+	if _, err := Only(imgs, "pt-gpux"); err == nil || !strings.Contains(err.Error(), `unknown image "pt-gpux"`) {
+		t.Errorf("unknown image: %v", err)
+	}
+}

@@ -52,3 +52,20 @@ func ForBuild(name string, v Variant) (ImageInputs, error) {
 	}
 	return out, nil
 }
+
+// Only keeps the inputs of the named image and of its base (which the
+// image also reads); an unknown name is refused with the catalog's
+// suggestions.
+func Only(imgs []ImageInputs, image string) ([]ImageInputs, error) {
+	img, err := catalog.Lookup(image)
+	if err != nil {
+		return nil, err
+	}
+	var out []ImageInputs
+	for _, ii := range imgs {
+		if ii.Image == img.Name || ii.Image == img.Base {
+			out = append(out, ii)
+		}
+	}
+	return out, nil
+}

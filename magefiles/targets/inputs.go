@@ -16,16 +16,23 @@ import (
 // every input still exists (registry HEAD, HTTP HEAD, the pip simple index,
 // the apt Packages index, the conda channel), in parallel, names every one
 // that does not, and fails; -verify also downloads each file whose checksum
-// the recipes verify and compares it; -json prints JSON. Reads
-// REGISTRY_MIRRORS, INPUT_MIRRORS, PIP_INDEX_URL, INPUTS_JOBS.
+// the recipes verify and compares it; -json prints JSON; -image=NAME keeps
+// one image and its base. Reads REGISTRY_MIRRORS, INPUT_MIRRORS,
+// PIP_INDEX_URL, INPUTS_JOBS.
 func Inputs(ctx context.Context,
 	check *bool, // ask every source whether each input still exists
 	json *bool, // print JSON instead of text
 	verify *bool, // with -check: download the files with a declared checksum and compare
+	image *string, // only this catalog image and its base
 ) error {
 	imgs, err := inputs.All()
 	if err != nil {
 		return err
+	}
+	if image != nil && *image != "" {
+		if imgs, err = inputs.Only(imgs, *image); err != nil {
+			return err
+		}
 	}
 	asJSON := json != nil && *json
 	if check == nil || !*check {
