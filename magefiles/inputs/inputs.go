@@ -111,8 +111,15 @@ func (in Input) String() string {
 			b.WriteString("=" + in.Version)
 		}
 	}
+	var where []string
+	if in.Suite != "" {
+		where = append(where, in.Suite)
+	}
 	if in.Arch != "" {
-		b.WriteString(" (" + in.Arch + ")")
+		where = append(where, in.Arch)
+	}
+	if len(where) > 0 {
+		b.WriteString(" (" + strings.Join(where, ", ") + ")")
 	}
 	return b.String()
 }

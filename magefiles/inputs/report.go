@@ -31,7 +31,7 @@ func WriteList(w io.Writer, imgs []ImageInputs) error {
 					i++
 					names = append(names, ii.Inputs[i].Name)
 				}
-				what = strings.Join(names, " ") + " (" + in.Arch + ")"
+				what = strings.Join(names, " ") + " (" + in.Suite + ", " + in.Arch + ")"
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", in.Kind, what, in.Describe())
 		}
