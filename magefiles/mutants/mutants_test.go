@@ -242,6 +242,9 @@ func TestArgvAndEnv(t *testing.T) {
 	}
 	// go test's result cache must be off, or the coverage run replays in
 	// milliseconds and every mutant times out.
+	if got := Argv("g", "/repo", "ci", "r.json", o); !reflect.DeepEqual(got[len(got)-3:], []string{"--exclude-files", "^citest/", "/repo/magefiles/ci"}) {
+		t.Errorf("ci argv %q: its test stand-in ci/citest must be left out", got)
+	}
 	if env := Env("run", ""); !reflect.DeepEqual(env, []string{"GOFLAGS=-count=1"}) {
 		t.Errorf("run env %q", env)
 	}
@@ -280,5 +283,37 @@ func TestSettings(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), kv[0]+"=") {
 			t.Errorf("%s=%s: err = %v, want one naming the variable", kv[0], kv[1], err)
 		}
+	}
+}
+
+func TestStringJoinsAreNotViableEvenWhereNotCovered(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		col  int
+		want bool
+	}{
+		{`	torch110 = "torch==1.10.2 -f " + cu113`, 33, true},
+		{"	return msg + \" (`mage images`\"", 13, true},
+		{"	x := `a`+GoVersion", 10, true},
+		{`	out = append(out, k+"="+v)`, 21, true},
+		{`	n := a + b`, 9, false},               // numbers: a real mutant
+		{`	grace = 3 * time.Second`, 12, false}, // not a +
+		{`	s := "a" + b`, 3, false},             // the column is not the operator
+	} {
+		if got := joinsAString(tc.line, tc.col); got != tc.want {
+			t.Errorf("joinsAString(%q, %d) = %v, want %v", tc.line, tc.col, got, tc.want)
+		}
+	}
+	ms := []Mutant{
+		{File: "run/run.go", Line: 1, Column: 33, Type: "ARITHMETIC_BASE", Status: NotCovered},
+		{File: "run/run.go", Line: 2, Column: 9, Type: "ARITHMETIC_BASE", Status: NotCovered},
+	}
+	lines := sources(map[string][]string{"run/run.go": {`	torch110 = "torch==1.10.2 -f " + cu113`, `	n := a + b`}})
+	s, err := Tally("run", ms, nil, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.NotViable != 1 || s.NotCovered != 1 || len(s.Survivors) != 1 || s.Survivors[0].Line != 2 {
+		t.Errorf("tally %+v: want the string join not viable and the sum not covered", s)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"path"
 	"sort"
+	"strings"
 )
 
 // The statuses gremlins gives a mutant.
@@ -165,6 +166,18 @@ func Tally(pkg string, ms []Mutant, eq Equivalents, src SourceLines) (Score, err
 			s.Lived++
 			s.Survivors = append(s.Survivors, m)
 		case NotCovered:
+			if m.Type == "ARITHMETIC_BASE" {
+				text, err := src(m.File, m.Line)
+				if err != nil {
+					return Score{}, err
+				}
+				if joinsAString(text, m.Column) {
+					// Package-level initializers have no cover block;
+					// once run, the mutant would not compile.
+					s.NotViable++
+					continue
+				}
+			}
 			s.NotCovered++
 			s.Survivors = append(s.Survivors, m)
 		case TimedOut:
@@ -178,4 +191,18 @@ func Tally(pkg string, ms []Mutant, eq Equivalents, src SourceLines) (Score, err
 		}
 	}
 	return s, nil
+}
+
+// joinsAString reports whether the operator at the 1-based byte column col
+// of line is a + with a string literal on either side: changing it to -, *,
+// / or % does not compile, so the mutant is not viable.
+func joinsAString(line string, col int) bool {
+	i := col - 1
+	if i < 0 || i >= len(line) || line[i] != '+' {
+		return false
+	}
+	before := strings.TrimRight(line[:i], " \t")
+	after := strings.TrimLeft(line[i+1:], " \t")
+	quote := func(c byte) bool { return c == '"' || c == '`' }
+	return (before != "" && quote(before[len(before)-1])) || (after != "" && quote(after[0]))
 }
