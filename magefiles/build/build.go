@@ -40,17 +40,22 @@ func (e *Env) Preflight(ctx context.Context, specs []plan.Spec) error {
 	if err != nil {
 		return err
 	}
-	return e.checkPlatforms(info.Platforms, specs)
+	return checkPlatforms(e.Settings.Builder, info.Platforms, specs)
 }
 
-// checkPlatforms fails when the builder cannot build every platform of specs.
-func (e *Env) checkPlatforms(have []string, specs []plan.Spec) error {
+// platformsOf lists every platform of specs.
+func platformsOf(specs []plan.Spec) []string {
 	var want []string
 	for _, sp := range specs {
 		want = append(want, sp.Platforms...)
 	}
-	if missing := builder.Missing(have, want); len(missing) > 0 {
-		msg := fmt.Sprintf("builder %q cannot build %s (it builds %s)", e.Settings.Builder, strings.Join(missing, ", "), strings.Join(have, ", "))
+	return want
+}
+
+// checkPlatforms fails when the builder name cannot build every platform of specs.
+func checkPlatforms(name string, have []string, specs []plan.Spec) error {
+	if missing := builder.Missing(have, platformsOf(specs)); len(missing) > 0 {
+		msg := fmt.Sprintf("builder %q cannot build %s (it builds %s)", name, strings.Join(missing, ", "), strings.Join(have, ", "))
 		for _, m := range missing {
 			if m == "linux/arm64" {
 				msg += "; " + builder.EmulationHint

@@ -57,9 +57,13 @@ func TestRealRecipesDeclareEveryArgumentOfEveryPlan(t *testing.T) {
 
 // fakeDocker puts a `docker` on PATH that records its argv (one line per
 // call, arguments NUL-separated) and answers the preflight queries: an
-// engine on FAKE_ENGINE (default linux/amd64; "none" for no engine), a
+// engine on FAKE_ENGINE (default linux/amd64; "none" for no engine) whose
+// own builder (the docker context's, "default") lists
+// FAKE_ENGINE_PLATFORMS (default linux/amd64 and linux/arm64), any other
 // builder with driver FAKE_DRIVER (default docker-container), and images in
 // the engine for FAKE_IMAGE_PLATFORM (default linux/amd64; "none": absent).
+// The docker context is the default one: DOCKER_HOST, DOCKER_CONTEXT unset,
+// DOCKER_CONFIG empty.
 func fakeDocker(t *testing.T, failTarget string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -70,7 +74,9 @@ printf '\n' >> ` + log + `
 case "$1 $2" in
   "--version "*) echo "Docker version 28.2.2, build e6534b4"; exit 0;;
   "buildx version") echo "github.com/docker/buildx v0.38.2 abc"; exit 0;;
-  "buildx inspect") printf 'Name: b\nDriver: %s\n\nNodes:\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n' "${FAKE_DRIVER:-docker-container}"; exit 0;;
+  "buildx inspect")
+    if [ "$4" = default ]; then printf 'Name: default\nDriver: docker\n\nNodes:\nName: default\nPlatforms: %s\n' "${FAKE_ENGINE_PLATFORMS:-linux/amd64, linux/amd64/v2, linux/arm64, linux/386}"; exit 0; fi
+    printf 'Name: b\nDriver: %s\n\nNodes:\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n' "${FAKE_DRIVER:-docker-container}"; exit 0;;
   "version --format")
     if [ "$FAKE_ENGINE" = none ]; then echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1; fi
     echo "${FAKE_ENGINE:-linux/amd64}"; exit 0;;
@@ -88,7 +94,18 @@ exit 0
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	defaultDockerContext(t)
 	return log
+}
+
+// defaultDockerContext makes the docker CLI's context the default one
+// whatever the machine's: no DOCKER_HOST or DOCKER_CONTEXT, an empty
+// DOCKER_CONFIG.
+func defaultDockerContext(t *testing.T) {
+	t.Helper()
+	t.Setenv("DOCKER_HOST", "")
+	t.Setenv("DOCKER_CONTEXT", "")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
 }
 
 func calls(t *testing.T, log string) [][]string {
@@ -137,7 +154,9 @@ func TestBuildRunsTheBaseThenTheImageWithThePlannedArgv(t *testing.T) {
 	if err := e.Build(context.Background(), []string{"pt-cpu"}, plan.Build); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	specs, err := e.Plan(plan.Request{Images: []string{"pt-cpu"}, Mode: plan.Build})
+	// The engine's own builder (the default context's) builds the host's
+	// platform here, so the builds run on it.
+	specs, err := e.Plan(plan.Request{Images: []string{"pt-cpu"}, Mode: plan.Build, Builder: "default", Driver: plan.DriverDocker})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +226,7 @@ func TestDryRunPrintsEveryBuildAndRunsNothing(t *testing.T) {
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if strings.HasPrefix(l, "# check that ") && strings.Contains(l, "is in the Docker Engine; run it with `docker run --rm -it ") {
 			notes = append(notes, l)
-		} else {
+		} else if !strings.HasPrefix(l, "# a dry run does not inspect the Docker Engine's own builder default: ") {
 			lines = append(lines, l)
 		}
 	}
@@ -221,12 +240,13 @@ func TestDryRunPrintsEveryBuildAndRunsNothing(t *testing.T) {
 }
 
 func TestLocalArm64BuildsTheBaseStageInTheSameBuild(t *testing.T) {
+	defaultDockerContext(t)
 	e, out := testEnv(t, repoRoot, map[string]string{"DRY_RUN": "1"})
 	if err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.LocalArm64); err != nil {
 		t.Fatal(err)
 	}
 	line := strings.TrimSpace(out.String())
-	for _, want := range []string{"--platform linux/arm64 ", "--target framework", "--build-arg FRAMEWORK_BASE=base", "--build-arg BASE_IMAGE=ubuntu:20.04", "--build-arg PYTHON_VERSION=3.8.12", "--load"} {
+	for _, want := range []string{"--builder default ", "--platform linux/arm64 ", "--target framework", "--build-arg FRAMEWORK_BASE=base", "--build-arg BASE_IMAGE=ubuntu:20.04", "--build-arg PYTHON_VERSION=3.8.12", "--output type=image,push=false ."} {
 		if !strings.Contains(line, want) {
 			t.Errorf("missing %q in\n%s", want, line)
 		}

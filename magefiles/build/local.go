@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/determined-ai/environments/magefiles/builder"
 	"github.com/determined-ai/environments/magefiles/plan"
@@ -13,19 +16,29 @@ import (
 
 // prepareLocal runs before a local build (build without PUSH=1, localArm64):
 // the docker CLI and buildx, a reachable Docker Engine (the images go into
-// it), the builder and its platforms. The builder's driver decides how the
-// results reach the engine, so req is planned again with it. It returns the
+// it), then the builder (builder.ChooseLocal): BUILDX_BUILDER when set; else
+// the engine's own builder (the current docker context's, docker driver),
+// which writes the images straight into the engine, when it builds every
+// platform of specs; else the builder `mage builder` creates, with --load,
+// saying why in one line. The builder and its driver decide how the results
+// reach the engine, so req is planned again with them. It returns the
 // engine's platform and the final specs. A dry run contacts nothing: it
-// assumes the driver of the builder `mage builder` creates and the host's
-// platform.
+// assumes the host's platform and that the engine's builder can build (with
+// BUILDX_BUILDER, a builder of the driver `mage builder` creates).
 func (e *Env) prepareLocal(ctx context.Context, req plan.Request, specs []plan.Spec) (string, []plan.Spec, error) {
 	engine := variant.HostPlatform()
-	req.Driver = builder.DefaultDriver
-	if e.Runner.DryRun {
-		if e.Settings.BuilderExplicit {
-			e.Runner.Note("a dry run does not inspect builder %s: the commands assume a %s builder; a docker-driver builder writes to the engine with --output type=image,push=false instead of --load",
-				e.Settings.Builder, builder.DefaultDriver)
+	facts := builder.LocalFacts{Want: platformsOf(specs), Fallback: e.Settings.Builder}
+	if e.Settings.BuilderExplicit {
+		facts.Named = e.Settings.Builder
+	} else {
+		name, err := builder.EngineBuilder(os.Getenv)
+		if err != nil {
+			return "", nil, err
 		}
+		facts.Engine = name
+	}
+	if e.Runner.DryRun {
+		e.dryRunBuilder(&req, facts)
 	} else {
 		if err := builder.CheckTools(ctx, e.Runner); err != nil {
 			return "", nil, err
@@ -35,17 +48,51 @@ func (e *Env) prepareLocal(ctx context.Context, req plan.Request, specs []plan.S
 			return "", nil, err
 		}
 		engine = p
-		info, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
-		if err != nil {
+		if facts.Named == "" {
+			facts.EngineIs, facts.EngineErr = builder.Inspect(ctx, e.Runner, facts.Engine)
+		}
+		if err := e.useBuilder(ctx, &req, builder.ChooseLocal(facts), specs); err != nil {
 			return "", nil, err
 		}
-		if err := e.checkPlatforms(info.Platforms, specs); err != nil {
-			return "", nil, err
-		}
-		req.Driver = info.Driver
 	}
 	specs, err := e.Plan(req)
 	return engine, specs, err
+}
+
+// useBuilder makes req build on the chosen builder: the engine's own as it
+// is, any other made sure of (created when it is the default one and
+// missing) and checked for the platforms of specs.
+func (e *Env) useBuilder(ctx context.Context, req *plan.Request, c builder.LocalChoice, specs []plan.Spec) error {
+	req.Builder = c.Builder
+	if c.Engine {
+		e.Runner.Note("building on the Docker Engine's own builder %s (docker driver): the images go straight into the engine (--output type=image,push=false)", c.Builder)
+		req.Driver = plan.DriverDocker
+		return nil
+	}
+	if c.Why != "" {
+		e.Status.Warn("%s", c.Why)
+	}
+	info, err := builder.Ensure(ctx, e.Runner, c.Builder, c.Named)
+	if err != nil {
+		return err
+	}
+	req.Driver = info.Driver
+	return checkPlatforms(c.Builder, info.Platforms, specs)
+}
+
+// dryRunBuilder is useBuilder without inspecting anything: the engine's own
+// builder when BUILDX_BUILDER is unset, else the named one as a builder of
+// the driver `mage builder` creates.
+func (e *Env) dryRunBuilder(req *plan.Request, f builder.LocalFacts) {
+	if f.Named != "" {
+		req.Builder, req.Driver = f.Named, builder.DefaultDriver
+		e.Runner.Note("a dry run does not inspect builder %s: the commands assume a %s builder; a docker-driver builder writes to the engine with --output type=image,push=false instead of --load",
+			f.Named, builder.DefaultDriver)
+		return
+	}
+	req.Builder, req.Driver = f.Engine, plan.DriverDocker
+	e.Runner.Note("a dry run does not inspect the Docker Engine's own builder %s: the commands assume it builds %s; if it cannot, the builds run on builder %s with --load",
+		f.Engine, strings.Join(slices.Compact(slices.Sorted(slices.Values(f.Want))), ", "), f.Fallback)
 }
 
 // RunCommand is how to start an image of platform on an engine of platform

@@ -12,6 +12,8 @@ import (
 	"github.com/determined-ai/environments/magefiles/plan"
 )
 
+// TestLocalBuildLoadsWithTheBuildersDriver: the driver of the builder
+// BUILDX_BUILDER names decides how the images reach the engine.
 func TestLocalBuildLoadsWithTheBuildersDriver(t *testing.T) {
 	for driver, want := range map[string][]string{
 		"docker":           {"--output", "type=image,push=false"},
@@ -21,7 +23,7 @@ func TestLocalBuildLoadsWithTheBuildersDriver(t *testing.T) {
 	} {
 		log := fakeDocker(t, "")
 		t.Setenv("FAKE_DRIVER", driver)
-		e, out := testEnv(t, repoRoot, map[string]string{"PLATFORM": "linux/amd64"})
+		e, out := testEnv(t, repoRoot, map[string]string{"PLATFORM": "linux/amd64", "BUILDX_BUILDER": "mine"})
 		if err := e.Build(context.Background(), []string{"pt-cpu"}, plan.Build); err != nil {
 			t.Fatalf("%s: %v\n%s", driver, err, out)
 		}
@@ -85,7 +87,7 @@ func TestLocalArm64LoadsAndSaysHowToRunIt(t *testing.T) {
 		log := fakeDocker(t, "")
 		t.Setenv("FAKE_DRIVER", driver)
 		t.Setenv("FAKE_IMAGE_PLATFORM", "linux/arm64")
-		e, out := testEnv(t, repoRoot, nil)
+		e, out := testEnv(t, repoRoot, map[string]string{"BUILDX_BUILDER": "mine"})
 		if err := e.Build(context.Background(), []string{"tf2-cpu"}, plan.LocalArm64); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}

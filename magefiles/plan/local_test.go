@@ -232,3 +232,29 @@ func TestLocal(t *testing.T) {
 		t.Error("Local: build without PUSH and localArm64 are local, PUSH=1 build and publish are not")
 	}
 }
+
+// TestLocalBuildOnTheEnginesBuilderNamesIt: a local build on the engine's own
+// builder (Request.Builder, the docker context's) names that builder and
+// writes to the engine's image store; without Request.Builder the settings'
+// builder stays.
+func TestLocalBuildOnTheEnginesBuilderNamesIt(t *testing.T) {
+	s := settings(t, map[string]string{"PLATFORM": "linux/amd64"})
+	specs, err := Plan(s, Request{Images: []string{"tf2-cpu"}, Mode: Build, Driver: DriverDocker, Builder: "desktop-linux"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range specs {
+		line := strings.Join(sp.Argv, " ")
+		if !strings.HasPrefix(line, "docker buildx build --builder desktop-linux --progress plain ") ||
+			!strings.HasSuffix(line, " --output type=image,push=false .") || slices.Contains(sp.Argv, "--load") {
+			t.Errorf("%s: %s", sp.Image.Name, line)
+		}
+	}
+	specs, err = Plan(s, Request{Images: []string{"tf2-cpu"}, Mode: Build, Driver: DriverDockerContainer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := strings.Join(specs[0].Argv, " "); !strings.HasPrefix(line, "docker buildx build --builder determined-environments ") || !strings.HasSuffix(line, " --load .") {
+		t.Errorf("without Request.Builder: %s", line)
+	}
+}

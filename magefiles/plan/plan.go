@@ -4,6 +4,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,10 @@ type Request struct {
 	// Driver is the buildx driver of the builder (DriverDocker, ...); it
 	// decides how a local build reaches the Docker Engine (LoadArgs).
 	Driver string
+	// Builder is the --builder of the builds; "" means the settings'
+	// (BUILDX_BUILDER, or the builder `mage builder` creates). A local build
+	// names the engine's own builder here when it runs on it.
+	Builder string
 }
 
 // Spec is one `docker buildx build`.
@@ -254,7 +259,7 @@ func spec(img catalog.Image, s variant.Settings, req Request) (Spec, error) {
 		Tags:      tags,
 		NGCTags:   ngc,
 		BaseTag:   baseTag(img, args),
-		opts:      argvOptions{builder: s.Builder, cache: s.Cache, mode: req.Mode, driver: req.Driver},
+		opts:      argvOptions{builder: cmp.Or(req.Builder, s.Builder), cache: s.Cache, mode: req.Mode, driver: req.Driver},
 	}
 	switch req.Mode {
 	case Publish:
