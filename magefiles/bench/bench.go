@@ -3,7 +3,9 @@
 // on the real loopback build stack of magefiles/stack with stand-in
 // recipes whose steps only sleep, how close the parallel publish comes to its
 // critical path, how cheap a republish with nothing changed is, how many
-// bytes a repeated NGC copy uploads, and what the registry build cache saves.
+// bytes a repeated NGC copy uploads, and what the registry build cache saves;
+// and, on that stack's Docker Engine, what a local build costs over a plain
+// `docker build` (localbuild.go).
 //
 // Run prints one line per figure, "bench <name>: <number>"; every other line
 // is a note. It returns an error only when a figure could not be measured at
@@ -99,12 +101,15 @@ func Run(ctx context.Context, root string, out io.Writer) error {
 	}
 
 	if os.Geteuid() != 0 {
-		fail("stack figures ("+FigScheduler+", "+FigCriticalPath+", "+FigRepublish+", "+FigNGCCopyBytes+", "+FigCacheRebuild+", "+FigNoCacheRebuild+")",
+		fail("stack figures ("+FigScheduler+", "+FigCriticalPath+", "+FigRepublish+", "+FigNGCCopyBytes+", "+FigCacheRebuild+", "+FigNoCacheRebuild+", "+FigLocalBuildOverhead+", "+FigLocalBuildLoadOverhead+")",
 			errors.New("they need root: provisioning the build stack installs Debian packages and registers arm64 emulation with binfmt_misc; run `go run magefile.go bench` as root"))
 		return errors.Join(errs...)
 	}
 	if err := stackFigures(ctx, r, root, tool, filepath.Join(tmp, "stack"), fail); err != nil {
 		fail("stack figures", err)
+	}
+	if err := localBuildFigures(ctx, r, tool, filepath.Join(tmp, "engine")); err != nil {
+		fail(FigLocalBuildOverhead+", "+FigLocalBuildLoadOverhead, err)
 	}
 	return errors.Join(errs...)
 }

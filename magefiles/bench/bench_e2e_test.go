@@ -24,7 +24,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, fig := range []string{FigPlanMatrix, FigDryRunPublish, FigScheduler, FigCriticalPath, FigRepublish, FigNGCCopyBytes, FigCacheRebuild, FigNoCacheRebuild, FigBakeRatio, FigBakeRatioAllJobs, FigBakeTwoPhaseRatio, FigPublishOverTwoPhaseBake,
-		FigNewCommitBuilds, FigNewCommitUploaded, FigNewCommitRatio, FigOnePinBuilds, FigFrameworkEditBuilds, FigUpToDateRequests} {
+		FigNewCommitBuilds, FigNewCommitUploaded, FigNewCommitRatio, FigOnePinBuilds, FigFrameworkEditBuilds, FigUpToDateRequests, FigLocalBuildOverhead, FigLocalBuildLoadOverhead} {
 		if !strings.Contains(out.String(), "\nbench "+fig+": ") && !strings.HasPrefix(out.String(), "bench "+fig+": ") {
 			t.Errorf("no %s line", fig)
 		}

@@ -156,8 +156,8 @@ func TestLocalBuildGPUTorch(t *testing.T) {
 // localBuildGPUTorch runs `buildGPUTorch` with the settings over and checks
 // it as TestLocalBuildGPUTorch says; output is how the builds must hand the
 // image to the engine (--load, or --output type=image,push=false on the
-// docker driver).
-func localBuildGPUTorch(t *testing.T, over map[string]string, output string) {
+// docker driver). It returns the run.
+func localBuildGPUTorch(t *testing.T, over map[string]string, output string) result {
 	t.Helper()
 	requireTarget(t, "buildGPUTorch")
 	sc := newScenario(t, nil, nil)
@@ -195,6 +195,7 @@ func localBuildGPUTorch(t *testing.T, over map[string]string, output string) {
 		saysLoaded(t, r, sp.Tags.Hashed, "linux/amd64", "docker run --rm -it "+sp.Tags.Hashed)
 	}
 	registriesUnchanged(t, "buildGPUTorch", before)
+	return r
 }
 
 // TestLocalArm64LoadsIntoTheEngine: `localArm64 -image=tf2-cpu` puts an
@@ -205,15 +206,15 @@ func TestLocalArm64LoadsIntoTheEngine(t *testing.T) {
 }
 
 // localArm64 runs `localArm64 -image=tf2-cpu` with the settings over and
-// checks it as TestLocalArm64LoadsIntoTheEngine says.
-func localArm64(t *testing.T, over map[string]string) {
+// checks it as TestLocalArm64LoadsIntoTheEngine says. It returns the run.
+func localArm64(t *testing.T, over map[string]string) result {
 	t.Helper()
 	requireTarget(t, "localArm64")
 	sc := newScenario(t, nil, nil)
 	_, pub := sc.plan(nil)
 	tf2 := specNamed(t, pub, "tf2-cpu")
 	before := snapshotRegistries(t)
-	r := sc.run(over, "localArm64", "-image=tf2-cpu")
+	r := sc.run(over, "-v", "localArm64", "-image=tf2-cpu")
 	if r.code != 0 {
 		t.Fatalf("envs localArm64 -image=tf2-cpu failed (exit %d):\n%s", r.code, r.tail(60))
 	}
@@ -227,6 +228,7 @@ func localArm64(t *testing.T, over map[string]string) {
 		t.Error("localArm64 -image=tf2-cpu also loaded the base image; it builds the one image")
 	}
 	registriesUnchanged(t, "localArm64", before)
+	return r
 }
 
 // TestLocalBuildOfAMultiPlatformImage: `build pt-cpu` without PUSH loads
