@@ -3,10 +3,7 @@
 package bench
 
 import (
-	"context"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -16,23 +13,7 @@ import (
 // succeed): go test -tags e2e -count=1 -v -run TestBakeRatio ./magefiles/bench/
 func TestBakeRatio(t *testing.T) {
 	bakeRoundsFromEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	work := t.TempDir()
-	if os.Getenv(KeepEnv) == "1" {
-		var err error
-		if work, err = os.MkdirTemp("", "envs-bench-bake-"); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("keeping %s", work)
-	}
-	var out strings.Builder
-	r := &reporter{w: &out}
-	defer func() { os.Stdout.WriteString(out.String()) }()
-	tool, err := compileTool(ctx, filepath.Join("..", ".."), work)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, r, out, tool, work := figureTest(t, 30*time.Minute)
 	b, stop, err := startStack(ctx, r, tool, filepath.Join(work, "stack"))
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +22,5 @@ func TestBakeRatio(t *testing.T) {
 	if err := b.bakeRatio(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, fig := range []string{FigBakeRatio, FigBakeRatioAllJobs, FigBakeTwoPhaseRatio, FigPublishOverTwoPhaseBake} {
-		if !strings.Contains(out.String(), "\nbench "+fig+": ") {
-			t.Errorf("no %s line", fig)
-		}
-	}
+	saysFigures(t, out.String(), FigBakeRatio, FigBakeRatioAllJobs, FigBakeTwoPhaseRatio, FigPublishOverTwoPhaseBake)
 }
