@@ -101,6 +101,7 @@ func TestInstallPlan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		specs = fromContract(t, specs, contractExpectations(t, env, string(version), string(hash)))
 		for _, sp := range specs {
 			b := &installBuild{variant: v.name, settings: s, spec: sp, done: make(chan struct{}),
 				log: filepath.Join(logDir, v.name+"-"+sp.Image.Name+".log")}

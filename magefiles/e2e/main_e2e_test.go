@@ -373,6 +373,9 @@ func (sc *scenario) plan(over map[string]string) (variant.Settings, []plan.Spec)
 }
 
 // unpinnedPlan is the plan before any digest is known: what `build` builds.
+// Its tags, NGC tags and platforms are the contract's (contract_test.go),
+// and the planner's must agree with them and with the contract's build
+// arguments; the rest (argv, inputs digests) is the planner's.
 func (sc *scenario) unpinnedPlan(over map[string]string) (variant.Settings, []plan.Spec) {
 	sc.t.Helper()
 	m := sc.settings(over)
@@ -388,7 +391,7 @@ func (sc *scenario) unpinnedPlan(over map[string]string) (variant.Settings, []pl
 	if err != nil {
 		sc.t.Fatal(err)
 	}
-	return s, specs
+	return s, fromContract(sc.t, specs, contractExpectations(sc.t, m, string(version), sc.hash))
 }
 
 // leftovers lists the processes whose environment has E2E_SCENARIO=id.
