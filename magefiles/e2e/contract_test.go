@@ -180,6 +180,7 @@ func TestTheContractsExpectationsAgreeWithThePlan(t *testing.T) {
 		{"DOCKERHUB_REGISTRY": "127.0.0.1:5000/determinedai", "NGC_REGISTRY": "127.0.0.1:5001/ngc", "WITH_MPI": "1"},
 		{"DOCKERHUB_REGISTRY": "127.0.0.1:5000/determinedai", "NGC_REGISTRY": "127.0.0.1:5001/ngc", "WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1"},
 		{"DOCKERHUB_REGISTRY": "127.0.0.1:5000/determinedai", "REGISTRY_REPO": "environments-dev", "NGC_PUBLISH": ""},
+		{"DOCKERHUB_REGISTRY": "127.0.0.1:5000/installplan-mpi-ofi", "NGC_PUBLISH": "", "PUSH": "1", "WITH_MPI": "1", "WITH_OFI": "1"}, // as TestInstallPlan
 		{},
 	} {
 		s, err := variant.Parse(variant.MapLookup(env), "0.26.4", "abc1234")
