@@ -195,6 +195,10 @@ func (c *Checker) checkImage(ctx context.Context, r *Result) {
 	switch {
 	case err == nil:
 		r.Status, r.Detail = OK, d
+	case c.NotFound != nil && errors.Is(err, c.NotFound) && r.Input.Gone != "":
+		// Known: the catalog says so, and build and publish refuse its
+		// images unless a mirror has it.
+		r.Status, r.Detail = Warn, "gone, as the catalog says ("+r.Input.Gone+"); its images build only from a registry mirror that has it (REGISTRY_MIRRORS)"
 	case c.NotFound != nil && errors.Is(err, c.NotFound):
 		r.Status, r.Detail = Missing, err.Error()
 	default:

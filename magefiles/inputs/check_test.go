@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,17 @@ func TestCheckImages(t *testing.T) {
 	// Without the mirror, the image only the mirror has is missing.
 	rs = check(t, NewChecker(nil, Sources{}, false), cuda113)
 	wantStatus(t, rs, cuda113, Missing, "not found")
+
+	// An image the catalog knows is gone is a warning, not a failure, and
+	// found when a mirror has it.
+	goneCuda102, goneCuda113 := cuda102, cuda113
+	goneCuda102.Gone, goneCuda113.Gone = "NVIDIA deleted it", "NVIDIA deleted it"
+	rs = check(t, NewChecker(map[string]string{origin.host: mirror.host}, Sources{}, false), goneCuda102, goneCuda113)
+	wantStatus(t, rs, goneCuda102, Warn, "gone, as the catalog says (NVIDIA deleted it)")
+	wantStatus(t, rs, goneCuda113, OK, "sha256:")
+	if err := Verdict(slices.Collect(maps.Values(rs))); err != nil {
+		t.Errorf("a known-gone base fails the check: %v", err)
+	}
 }
 
 func TestCheckFiles(t *testing.T) {

@@ -88,6 +88,10 @@ type Input struct {
 	// When is the build setting under which the stage reads the input
 	// ("WITH_MPI=1 WITH_OFI=1"), empty when it always does.
 	When string `json:"when,omitempty"`
+	// Gone is the catalog's note that an image no longer exists where it
+	// was published: the check then expects it missing (a warning), unless
+	// a mirror (REGISTRY_MIRRORS) has it.
+	Gone string `json:"gone,omitempty"`
 }
 
 // Key identifies an input across images: two images reading the same thing
@@ -131,6 +135,9 @@ func (in Input) Describe() string {
 	switch in.Kind {
 	case Image:
 		parts = append(parts, "registry "+in.Source)
+		if in.Gone != "" {
+			parts = append(parts, "gone upstream: "+in.Gone)
+		}
 	case File:
 		if in.Checksum != "" {
 			parts = append(parts, "checksum "+in.Checksum)
