@@ -47,6 +47,7 @@ func IsLabelArg(name string) bool { return labelArgNames[name] }
 type argvOptions struct {
 	builder, cache, driver string
 	mode                   Mode
+	sbom                   string // SBOM generator of a publish build
 }
 
 // addSources asks src what sp's stage reads and records it in sp: the
@@ -153,6 +154,13 @@ func inputsDigest(sp Spec) string {
 	ids := append([]string(nil), sp.Secrets...)
 	sort.Strings(ids)
 	fmt.Fprintf(h, "secrets=%s\n", strings.Join(ids, ","))
+	if sp.opts.mode == Publish {
+		// A published image carries the attestations (Attestations), so an
+		// image published before they existed is not up to date. The
+		// generator's digest is not an input: a new generator does not
+		// rebuild the images.
+		io.WriteString(h, "attestations=provenance:max,sbom\n")
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 

@@ -240,6 +240,9 @@ func spec(img catalog.Image, s variant.Settings, req Request) (Spec, error) {
 	if err != nil {
 		return Spec{}, err
 	}
+	if err := checkNoSecrets(img.Name, args); err != nil {
+		return Spec{}, err
+	}
 	tags, err := DockerhubTags(img, s)
 	if err != nil {
 		return Spec{}, err
@@ -259,7 +262,7 @@ func spec(img catalog.Image, s variant.Settings, req Request) (Spec, error) {
 		Tags:      tags,
 		NGCTags:   ngc,
 		BaseTag:   baseTag(img, args),
-		opts:      argvOptions{builder: cmp.Or(req.Builder, s.Builder), cache: s.Cache, mode: req.Mode, driver: req.Driver},
+		opts:      argvOptions{builder: cmp.Or(req.Builder, s.Builder), cache: s.Cache, mode: req.Mode, driver: req.Driver, sbom: s.SBOMGenerator},
 	}
 	switch req.Mode {
 	case Publish:
@@ -347,6 +350,7 @@ func argv(sp Spec) []string {
 			a = append(a, "--cache-to", "type=registry,ref="+ref+",mode=max")
 		}
 	}
+	a = append(a, sp.Attestations()...)
 	if sp.Push {
 		a = append(a, "--push")
 	} else {

@@ -9,8 +9,8 @@ import (
 )
 
 // checkAll runs the checks made before anything is built or pushed: the
-// docker/buildx/builder preflight, the push-permission check and the
-// resolution of the external images. None has a side effect, so a real run
+// docker/buildx/builder preflight, the push-permission check, the
+// resolution of the external images and the signing key. None has a side effect, so a real run
 // makes them at once (a dry run, in order, for its printed lines); every
 // failure is reported, the preflight's first.
 func (p *publisher) checkAll(ctx context.Context, specs []plan.Spec, preflight func(context.Context, []plan.Spec) error) error {
@@ -19,6 +19,7 @@ func (p *publisher) checkAll(ctx context.Context, specs []plan.Spec, preflight f
 		func() error { return p.checkPush(ctx, specs) },
 		func() error { return p.resolveExternal(ctx, specs) },
 		func() error { return p.checkInputs(ctx, specs) },
+		p.loadSigner,
 	}
 	errs := make([]error, len(checks))
 	if p.dry {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -19,17 +20,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/determined-ai/environments/magefiles/build"
 	"github.com/determined-ai/environments/magefiles/catalog"
 	"github.com/determined-ai/environments/magefiles/plan"
 	"github.com/determined-ai/environments/magefiles/registry"
 	"github.com/determined-ai/environments/magefiles/run"
+	"github.com/determined-ai/environments/magefiles/sign"
+	"github.com/determined-ai/environments/magefiles/supplytest"
 	"github.com/determined-ai/environments/magefiles/variant"
 )
 
@@ -72,6 +72,11 @@ type harness struct {
 	fail, moved, wrongPlatforms map[string]bool
 	// onBuild runs at the start of every stand-in build.
 	onBuild func(ctx context.Context, sp plan.Spec) error
+	// attestFaults, per image, spoil the attestations the stand-in build
+	// pushes (supplytest.Options.Faults); otherBase makes its provenance
+	// name another base digest.
+	attestFaults map[string]map[string]string
+	otherBase    map[string]bool
 }
 
 func newHarness(t *testing.T) *harness {
@@ -89,6 +94,7 @@ func newHarness(t *testing.T) *harness {
 		root: gitRepo(t),
 		out:  &syncBuffer{}, err: &syncBuffer{},
 		builds: map[string]int{}, fail: map[string]bool{}, moved: map[string]bool{}, wrongPlatforms: map[string]bool{},
+		attestFaults: map[string]map[string]string{}, otherBase: map[string]bool{},
 	}
 	recipes, err := filepath.Abs("testdata/recipes")
 	if err != nil {
@@ -101,6 +107,7 @@ func newHarness(t *testing.T) *harness {
 		"RECIPES_DIR":        recipes,
 		"JOBS":               "4",
 		"REGISTRY_MIRRORS":   "docker.io=" + h.mirror,
+		"SIGNING_KEY":        writeKey(t),
 	}
 	for _, img := range catalog.All() {
 		if img.From != "" {
@@ -196,6 +203,7 @@ func (h *harness) build(ctx context.Context, sp plan.Spec) (string, error) {
 	h.mu.Lock()
 	h.builds[image]++
 	fail, moved, wrong, hook := h.fail[image], h.moved[image], h.wrongPlatforms[image], h.onBuild
+	faults, otherBase := h.attestFaults[image], h.otherBase[image]
 	h.mu.Unlock()
 	if hook != nil {
 		if err := hook(ctx, sp); err != nil {
@@ -212,7 +220,7 @@ func (h *harness) build(ctx context.Context, sp plan.Spec) (string, error) {
 			platforms = []string{"linux/amd64"}
 		}
 	}
-	idx, err := randomIndex(platforms, map[string]string{plan.InputsLabel: sp.InputsDigest})
+	idx, err := standInIndex(sp, platforms, faults, otherBase)
 	if err != nil {
 		return "", err
 	}
@@ -249,27 +257,34 @@ func (h *harness) build(ctx context.Context, sp plan.Spec) (string, error) {
 	return d.String(), nil
 }
 
-func randomIndex(platforms []string, labels map[string]string) (v1.ImageIndex, error) {
-	var adds []mutate.IndexAddendum
-	for _, p := range platforms {
-		os, arch, _ := strings.Cut(p, "/")
-		img, err := random.Image(512, 2)
-		if err != nil {
-			return nil, err
+// standInIndex is what a publish build of sp pushes: an index for
+// platforms, labelled with the inputs digest, with BuildKit's attestations
+// (provenance naming the pinned bases, SBOM listing the framework pins),
+// spoilt as faults and otherBase say.
+func standInIndex(sp plan.Spec, platforms []string, faults map[string]string, otherBase bool) (v1.ImageIndex, error) {
+	materials := maps.Clone(sp.Pinned)
+	if otherBase {
+		for ref := range materials {
+			materials[ref] = "sha256:" + strings.Repeat("0", 64)
 		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = os, arch
-		cf.Config.Labels = labels
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			return nil, err
-		}
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
 	}
-	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
+	var pkgs []supplytest.Package
+	for _, p := range frameworkPins(sp.Image) {
+		pkgs = append(pkgs, supplytest.Package{Name: p.Name, Version: p.Version})
+	}
+	return supplytest.Index(supplytest.Options{
+		Platforms: platforms, Labels: map[string]string{plan.InputsLabel: sp.InputsDigest},
+		Materials: materials, Packages: pkgs, Faults: faults,
+	})
+}
+
+func randomIndex(platforms []string, labels map[string]string) (v1.ImageIndex, error) {
+	// An index without attestations, as a build without them pushes.
+	none := map[string]string{}
+	for _, p := range platforms {
+		none[p] = "none"
+	}
+	return supplytest.Index(supplytest.Options{Platforms: platforms, Labels: labels, Faults: none})
 }
 
 // digestOf reads a tag's digest from the in-memory registries directly.
@@ -367,6 +382,37 @@ func (n noRegistry) Verify(context.Context, []string, string, []string) (registr
 func (n noRegistry) Copy(context.Context, string, []string) (registry.CopyStats, error) {
 	n.t.Error("dry run called Copy")
 	return registry.CopyStats{}, errors.New("no registry")
+}
+func (n noRegistry) ReadSupply(context.Context, string) (registry.Supply, error) {
+	n.t.Error("dry run called ReadSupply")
+	return registry.Supply{}, errors.New("no registry")
+}
+func (n noRegistry) Signatures(context.Context, string, string) ([]registry.Signature, error) {
+	n.t.Error("dry run called Signatures")
+	return nil, errors.New("no registry")
+}
+func (n noRegistry) AddSignatures(context.Context, string, string, []registry.Signature) error {
+	n.t.Error("dry run called AddSignatures")
+	return errors.New("no registry")
+}
+func (n noRegistry) CopySignatures(context.Context, string, string, string) error {
+	n.t.Error("dry run called CopySignatures")
+	return errors.New("no registry")
+}
+
+// writeKey writes a new signing key into a temporary file and returns its
+// path.
+func writeKey(t *testing.T) string {
+	t.Helper()
+	pem, err := sign.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing.pem")
+	if err := os.WriteFile(path, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -26,6 +26,7 @@ import (
 	"github.com/determined-ai/environments/magefiles/plan"
 	"github.com/determined-ai/environments/magefiles/registry"
 	"github.com/determined-ai/environments/magefiles/schedule"
+	"github.com/determined-ai/environments/magefiles/sign"
 )
 
 // Registry is what publish needs from a registry client; *registry.Client
@@ -36,6 +37,10 @@ type Registry interface {
 	Resolve(ctx context.Context, ref string) (string, error)
 	Verify(ctx context.Context, tags []string, wantDigest string, wantPlatforms []string) (registry.Image, error)
 	Copy(ctx context.Context, src string, dst []string) (registry.CopyStats, error)
+	ReadSupply(ctx context.Context, ref string) (registry.Supply, error)
+	Signatures(ctx context.Context, repo, digest string) ([]registry.Signature, error)
+	AddSignatures(ctx context.Context, repo, digest string, sigs []registry.Signature) error
+	CopySignatures(ctx context.Context, srcRepo, dstRepo, digest string) error
 }
 
 var _ Registry = (*registry.Client)(nil)
@@ -80,6 +85,8 @@ type publisher struct {
 	ngc   bool // copy NGC images to NGC
 	dry   bool
 	build buildFunc
+	// signer signs every published image (SIGNING_KEY); nil in dry runs.
+	signer *sign.Signer
 
 	// external maps each external image to its digest (resolveExternal).
 	external map[string]string
@@ -310,6 +317,12 @@ func (p *publisher) pushImage(ctx context.Context, sp plan.Spec, ent *ImageRepor
 // verification, NGC copy and verification, artifact file.
 func (p *publisher) finishImage(ctx context.Context, sp plan.Spec, ent *ImageReport, digest string, result Result) error {
 	s := p.e.Settings
+	// As pushImage built it: the supply-chain checks want its pinned bases
+	// and inputs digest.
+	sp, err := p.pin(sp)
+	if err != nil {
+		return err
+	}
 	// A kept image was read back completely while deciding.
 	if result == Built || result == DryRun {
 		// The build pushed the hashed tag only (plan.Spec.BuildTags); the
@@ -333,8 +346,24 @@ func (p *publisher) finishImage(ctx context.Context, sp plan.Spec, ent *ImageRep
 			}
 		}
 	}
-	if p.ngc && sp.NGCTags.Hashed != "" && !(result != Built && p.reuseNGC(ctx, sp, digest, ent)) {
-		if err := p.copyToNGC(ctx, sp, digest, ent); err != nil {
+	// Every image, kept ones too, is signed and its attestations and
+	// signatures checked at Docker Hub, then at NGC (supply.go).
+	if err := p.signImage(ctx, sp, digest); err != nil {
+		return err
+	}
+	if err := p.checkSupplyAt(ctx, "Docker Hub", repoOf(sp.Tags.Hashed), sp, digest); err != nil {
+		return err
+	}
+	if p.ngc && sp.NGCTags.Hashed != "" {
+		if !(result != Built && p.reuseNGC(ctx, sp, digest, ent)) {
+			if err := p.copyToNGC(ctx, sp, digest, ent); err != nil {
+				return err
+			}
+		}
+		if err := p.copySignatures(ctx, sp, digest); err != nil {
+			return err
+		}
+		if err := p.checkSupplyAt(ctx, "NGC", repoOf(sp.NGCTags.Hashed), sp, digest); err != nil {
 			return err
 		}
 	}

@@ -588,7 +588,7 @@ func TestAMovedBaseRebuildsTheImagesOnIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := randomIndex(pinned.Platforms, map[string]string{plan.InputsLabel: pinned.InputsDigest})
+	idx, err := standInIndex(pinned, pinned.Platforms, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

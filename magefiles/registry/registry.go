@@ -359,7 +359,7 @@ func (c *Client) Copy(ctx context.Context, src string, dst []string) (CopyStats,
 	if err != nil {
 		return CopyStats{}, err
 	}
-	dstOpts := c.remoteOptions(ctx, c.transport(act, stats))
+	dstOpts := c.remoteOptions(ctx, noReferrersFallback{c.transport(act, stats)})
 	checker, err := remote.NewPuller(dstOpts...)
 	if err != nil {
 		return CopyStats{}, err

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/determined-ai/environments/magefiles/sign"
 )
 
 // recordingDocker is a docker on PATH that logs every call and answers the
@@ -42,8 +44,16 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusing := refusingRegistry(t) // takes no pushes from anyone
-	noLogin := t.TempDir()          // a DOCKER_CONFIG without credentials
-	noDocker := t.TempDir()         // a PATH with git and go but no docker
+	key := filepath.Join(t.TempDir(), "signing.pem")
+	pem, err := sign.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noLogin := t.TempDir()  // a DOCKER_CONFIG without credentials
+	noDocker := t.TempDir() // a PATH with git and go but no docker
 	for _, b := range []string{"git"} {
 		p, err := exec.LookPath(b)
 		if err != nil {
@@ -107,6 +117,9 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 		{"own namespace, Determined's NGC", []string{"publish"}, []string{"DOCKERHUB_REGISTRY=myorg"}, nil, []string{`DOCKERHUB_REGISTRY="myorg" is not Determined's namespace`, "NGC_PUBLISH=0"}},
 		{"bad INPUT_MIRRORS with CHECK_INPUTS=1", []string{"publish"}, []string{"CHECK_INPUTS=1", "INPUT_MIRRORS=github.com=mirror"}, nil, []string{`INPUT_MIRRORS="github.com=mirror": "github.com=mirror" is not PREFIX=MIRROR with two http(s) URLs`}},
 		{"bad PIP_INDEX_URL for inputs -check", []string{"inputs", "-check"}, []string{"PIP_INDEX_URL=pypi.mirror"}, nil, []string{`PIP_INDEX_URL="pypi.mirror": must be the http(s) URL of a PEP 503 simple index`}},
+		{"no signing key", []string{"publishImage", "tf1-cpu"}, []string{"SIGNING_KEY="}, nil, []string{"publish: SIGNING_KEY is not set"}},
+		{"signing key not a key", []string{"publishImage", "tf1-cpu"}, []string{"SIGNING_KEY=/etc/hostname"}, nil, []string{"SIGNING_KEY=/etc/hostname: no PEM block"}},
+		{"SBOM generator not pinned", []string{"publish"}, []string{"SBOM_GENERATOR=docker/buildkit-syft-scanner:stable-1"}, nil, []string{`SBOM_GENERATOR="docker/buildkit-syft-scanner:stable-1": must be an image pinned by digest`}},
 		{"no push permission", []string{"publishImage", "tf1-cpu"}, []string{"DOCKERHUB_REGISTRY=" + refusing + "/determinedai", "DOCKER_CONFIG=" + noLogin}, nil, []string{"no permission to push to " + refusing + "/determinedai/environments", "docker login " + refusing}},
 	}
 	for _, c := range cases {
@@ -120,7 +133,7 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 			cmd := exec.Command(tool, c.args...)
 			cmd.Dir = repo
 			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "RECIPES_DIR="+root, "NO_COLOR=1",
-				"FAKE_DOCKER_LOG="+log, "ARTIFACTS_DIR="+artifacts)
+				"FAKE_DOCKER_LOG="+log, "ARTIFACTS_DIR="+artifacts, "SIGNING_KEY="+key)
 			cmd.Env = append(cmd.Env, c.env...)
 			out, err := cmd.CombinedOutput()
 			if err == nil {

@@ -67,7 +67,18 @@ type Settings struct {
 	// the external inputs of the images it builds still exist (`mage inputs
 	// -check`) and stops before any build if one does not.
 	CheckInputs bool
+
+	// Supply chain (docs/supply-chain.md). SBOMGenerator (SBOM_GENERATOR) is
+	// the SBOM generator image a publish build runs, pinned by digest and
+	// pulled through the builder's mirrors like the bases. SigningKey
+	// (SIGNING_KEY) is the private key file publish signs with; VerifyKey
+	// (VERIFY_KEY) the public key `mage verify` checks with (default: the
+	// public half of SIGNING_KEY).
+	SBOMGenerator, SigningKey, VerifyKey string
 }
+
+// DefaultSBOMGenerator is BuildKit's SBOM generator (Syft), pinned by digest.
+const DefaultSBOMGenerator = "docker.io/docker/buildkit-syft-scanner@sha256:ae4f3b554449e7e25548e7d8ccc029d17357348e30c6e3df01b92bc93654d6a9"
 
 // Variables lists every environment variable Parse reads, for documentation
 // and for `mage settings`.
@@ -78,6 +89,7 @@ var Variables = []string{
 	"PLATFORM",
 	"REGISTRY_MIRRORS",
 	"CHECK_INPUTS",
+	"SBOM_GENERATOR", "SIGNING_KEY", "VERIFY_KEY",
 }
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
@@ -162,6 +174,11 @@ func Parse(env Lookup, version, hash string) (Settings, error) {
 		}
 		s.Mirrors = m
 	}
+	s.SBOMGenerator = str("SBOM_GENERATOR", DefaultSBOMGenerator)
+	if !pinnedRE.MatchString(s.SBOMGenerator) {
+		errs = append(errs, fmt.Errorf("SBOM_GENERATOR=%q: must be an image pinned by digest, <image>@sha256:<64 hex digits> (unset: %s)", s.SBOMGenerator, DefaultSBOMGenerator))
+	}
+	s.SigningKey, s.VerifyKey = str("SIGNING_KEY", ""), str("VERIFY_KEY", "")
 	errs = append(errs, s.validate()...)
 	if len(errs) > 0 {
 		return s, fmt.Errorf("invalid settings:\n  %w", joinIndented(errs))
@@ -178,6 +195,7 @@ func DefaultReport(artifactsDir string) string {
 }
 
 var (
+	pinnedRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9._:/-]*(:[A-Za-z0-9_.-]+)?@sha256:[0-9a-f]{64}$`)
 	versionRE = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+){1,3}([.-][0-9A-Za-z][0-9A-Za-z.-]*)?$`)
 	hashRE    = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
 	repoRE    = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
@@ -303,6 +321,7 @@ func (s Settings) Describe() []string {
 		"PLATFORM=" + s.Platform,
 		"REGISTRY_MIRRORS=" + describeMirrors(s.Mirrors),
 		"CHECK_INPUTS=" + b(s.CheckInputs),
+		"SBOM_GENERATOR=" + s.SBOMGenerator, "SIGNING_KEY=" + s.SigningKey, "VERIFY_KEY=" + s.VerifyKey,
 	}
 }
 
