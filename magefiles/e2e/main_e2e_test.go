@@ -107,6 +107,9 @@ func setUp(tmp string, m *testing.M) (int, error) {
 	if err := stk.SeedBaseImages(ctx, nil); err != nil {
 		return 0, err
 	}
+	if err := setUpSupplyChain(ctx, tmp); err != nil {
+		return 0, err
+	}
 	start = time.Now()
 	// E2E_TOOL runs the suite against an already compiled tool instead.
 	if toolBin = os.Getenv("E2E_TOOL"); toolBin == "" {
@@ -210,6 +213,8 @@ func newScenario(t *testing.T, env map[string]string, prepare func(dir string)) 
 		"NO_COLOR":           "1",
 		"RECIPES_DIR":        ".",
 		"REGISTRY_MIRRORS":   "docker.io=" + stk.Mirror,
+		"SIGNING_KEY":        signingKey,
+		"SBOM_GENERATOR":     sbomGenerator,
 	}
 	for k, v := range env {
 		sc.env[k] = v

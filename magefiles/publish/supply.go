@@ -81,6 +81,26 @@ func normPkg(n string) string {
 	return strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(n))
 }
 
+// joinBases renders pinned bases as a signature claims them: "ref@digest"
+// sorted, separated by spaces; splitBases reads them back.
+func joinBases(bases map[string]string) string {
+	out := make([]string, 0, len(bases))
+	for _, ref := range slices.Sorted(maps.Keys(bases)) {
+		out = append(out, ref+"@"+bases[ref])
+	}
+	return strings.Join(out, " ")
+}
+
+func splitBases(s string) map[string]string {
+	out := map[string]string{}
+	for _, f := range strings.Fields(s) {
+		if i := strings.LastIndex(f, "@"); i > 0 {
+			out[f[:i]] = f[i+1:]
+		}
+	}
+	return out
+}
+
 func tagNames(refs []string) []string {
 	out := make([]string, 0, len(refs))
 	for _, r := range refs {
@@ -294,7 +314,7 @@ func (p *publisher) signImage(ctx context.Context, sp plan.Spec, digest string) 
 		if have[t] {
 			continue
 		}
-		payload, err := sign.NewPayload(sign.Claim{Repository: repo, Digest: digest, Tag: t, Image: w.Image, Inputs: w.Inputs})
+		payload, err := sign.NewPayload(sign.Claim{Repository: repo, Digest: digest, Tag: t, Image: w.Image, Inputs: w.Inputs, Bases: joinBases(w.Bases)})
 		if err != nil {
 			return err
 		}

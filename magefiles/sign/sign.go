@@ -39,6 +39,7 @@ const (
 	OptTag    = "ai.determined.environments.tag"
 	OptImage  = "ai.determined.environments.image"
 	OptInputs = "ai.determined.environments.inputs"
+	OptBases  = "ai.determined.environments.bases"
 )
 
 // Payload is cosign's simple-signing payload.
@@ -63,6 +64,9 @@ type Claim struct {
 	Tag        string // the tag name only: py-3.8-...-cpu-abc1234
 	Image      string // catalog name
 	Inputs     string // inputs digest
+	// Bases are the images the build started from, pinned: "ref@sha256:..."
+	// separated by spaces, sorted.
+	Bases string
 }
 
 // NewPayload renders c as a payload.
@@ -74,7 +78,7 @@ func NewPayload(c Claim) ([]byte, error) {
 	p.Critical.Identity.DockerReference = c.Repository
 	p.Critical.Image.DockerManifestDigest = c.Digest
 	p.Critical.Type = payloadType
-	p.Optional = map[string]string{OptTag: c.Tag, OptImage: c.Image, OptInputs: c.Inputs}
+	p.Optional = map[string]string{OptTag: c.Tag, OptImage: c.Image, OptInputs: c.Inputs, OptBases: c.Bases}
 	return json.Marshal(p)
 }
 
@@ -90,7 +94,7 @@ func ParsePayload(raw []byte) (Claim, error) {
 	return Claim{
 		Repository: p.Critical.Identity.DockerReference,
 		Digest:     p.Critical.Image.DockerManifestDigest,
-		Tag:        p.Optional[OptTag], Image: p.Optional[OptImage], Inputs: p.Optional[OptInputs],
+		Tag:        p.Optional[OptTag], Image: p.Optional[OptImage], Inputs: p.Optional[OptInputs], Bases: p.Optional[OptBases],
 	}, nil
 }
 

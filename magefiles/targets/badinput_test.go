@@ -44,14 +44,7 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusing := refusingRegistry(t) // takes no pushes from anyone
-	key := filepath.Join(t.TempDir(), "signing.pem")
-	pem, err := sign.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := signingKey(t)
 	noLogin := t.TempDir()  // a DOCKER_CONFIG without credentials
 	noDocker := t.TempDir() // a PATH with git and go but no docker
 	for _, b := range []string{"git"} {
@@ -247,4 +240,18 @@ func TestBuilderWithoutArm64IsNoError(t *testing.T) {
 			t.Errorf("WITH_MPI=%s: output\n%s\nwant no ERR line and %q", c.mpi, out, c.want)
 		}
 	}
+}
+
+// signingKey writes a new signing key (SIGNING_KEY) into a temporary file.
+func signingKey(t *testing.T) string {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "signing.pem")
+	pem, err := sign.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }

@@ -55,7 +55,7 @@ func TestTheDefaultBuilderIsCreatedWhenNoneIsNamed(t *testing.T) {
 	}{
 		{"mage builder", []string{"builder"}, nil, false},
 		{"PUSH=1 build", []string{"build", "cpu-py-37-base"}, []string{"PUSH=1"}, true},
-		{"publishImage", []string{"publishImage", "cpu-py-37-base"}, []string{"NGC_PUBLISH=0",
+		{"publishImage", []string{"publishImage", "cpu-py-37-base"}, []string{"NGC_PUBLISH=0", "SIGNING_KEY=" + signingKey(t),
 			"DOCKERHUB_REGISTRY=" + newOpenRegistry(t) + "/determinedai", "REGISTRY_MIRRORS=docker.io=" + ubuntuMirror(t)}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
