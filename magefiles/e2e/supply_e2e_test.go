@@ -115,4 +115,3 @@ func listTags(t *testing.T, repo string) []string {
 	slices.Sort(tags)
 	return tags
 }
-
