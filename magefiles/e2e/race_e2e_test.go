@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/determined-ai/environments/magefiles/registry"
+	"github.com/determined-ai/environments/magefiles/supplytest"
 )
+
+// repoOfDigest strips the digest of repo@sha256:... .
+func repoOfDigest(ref string) string { return ref[:strings.LastIndex(ref, "@")] }
 
 // Stress test of parallel registry writes: publish copies the NGC images at
 // the same time, and images built on one base share its layers, so several
@@ -36,22 +41,28 @@ const (
 )
 
 // TestParallelCopiesIntoOneRepository copies raceImages layer-sharing images
-// (half of them two-platform indexes whose children share layers too) from
-// the Hub registry into one NGC repository at once, with one registry.Client
-// as publish does, raceRounds times; every copy must succeed and read back.
+// (half of them two-platform indexes whose children share layers too, each
+// with BuildKit's attestation manifests, which have a subject, and a cosign
+// signature) from the Hub registry into one NGC repository at once, with
+// one registry.Client as publish does, raceRounds times; every copy must
+// succeed and read back, with its signature, and the repository must hold
+// the copies' tags and signature tags only: no referrers fallback tag
+// (sha256-<digest>), which go-containerregistry would otherwise
+// read-modify-write from every copy at once.
 func TestParallelCopiesIntoOneRepository(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	start := time.Now()
-	srcs := pushSharingImages(t, ctx, stk.Hub+"/race/src")
+	c := registry.New(registry.WithKeychain(authn.NewMultiKeychain()))
+	srcs := pushSharingImages(t, ctx, c, stk.Hub+"/race/src")
 	t.Logf("pushed %d layer-sharing sources in %s", len(srcs), time.Since(start).Round(time.Millisecond))
 
-	c := registry.New(registry.WithKeychain(authn.NewMultiKeychain()))
 	var failures []string
 	copies, again := 0, 0
 	start = time.Now()
 	for round := range raceRounds {
 		dst := fmt.Sprintf("%s/race/dst-%02d", stk.NGC, round)
+		var wantTags []string
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for i, src := range srcs {
@@ -60,6 +71,9 @@ func TestParallelCopiesIntoOneRepository(t *testing.T) {
 				defer wg.Done()
 				tag := fmt.Sprintf("%s:img-%02d", dst, i)
 				st, err := c.Copy(ctx, src, []string{tag})
+				if err == nil {
+					err = c.CopySignatures(ctx, repoOfDigest(src), dst, src[strings.LastIndex(src, "@")+1:])
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				copies++
@@ -77,6 +91,14 @@ func TestParallelCopiesIntoOneRepository(t *testing.T) {
 			if _, err := c.Verify(ctx, []string{tag}, want, nil); err != nil {
 				failures = append(failures, fmt.Sprintf("round %d, verifying %s: %v", round, tag, err))
 			}
+			if sigs, err := c.Signatures(ctx, dst, want); err != nil || len(sigs) != 1 {
+				failures = append(failures, fmt.Sprintf("round %d, %s: %d signatures (%v), want 1", round, tag, len(sigs), err))
+			}
+			wantTags = append(wantTags, fmt.Sprintf("img-%02d", i), registry.SignatureTag(want))
+		}
+		slices.Sort(wantTags)
+		if got := listTags(t, dst); !slices.Equal(got, wantTags) {
+			failures = append(failures, fmt.Sprintf("round %d: %s has tags %v, want only %v", round, dst, got, wantTags))
 		}
 	}
 	t.Logf("%d parallel copies (%d at once, %d rounds) in %s: %d pushes repeated after a write race, %d failures",
@@ -93,7 +115,7 @@ func TestParallelCopiesIntoOneRepository(t *testing.T) {
 // raceShared layers plus raceOwn of its own; every other one is an index of
 // linux/amd64 and linux/arm64 images that share the layers as well. It
 // returns repo@digest of each.
-func pushSharingImages(t *testing.T, ctx context.Context, repo string) []string {
+func pushSharingImages(t *testing.T, ctx context.Context, c *registry.Client, repo string) []string {
 	t.Helper()
 	shared := make([]v1.Layer, raceShared)
 	for i := range shared {
@@ -138,15 +160,28 @@ func pushSharingImages(t *testing.T, ctx context.Context, repo string) []string 
 				digest, err = img.Digest()
 			}
 		} else {
-			idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-				mutate.IndexAddendum{Add: image("amd64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-				mutate.IndexAddendum{Add: image("arm64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+			adds := []mutate.IndexAddendum{}
+			for _, arch := range []string{"amd64", "arm64"} {
+				img := image(arch)
+				att, desc, err := supplytest.Attestation(img, "linux/"+arch, supplytest.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				adds = append(adds,
+					mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}},
+					mutate.IndexAddendum{Add: att, Descriptor: desc})
+			}
+			idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
 			if err = remote.WriteIndex(tag, idx, remote.WithContext(ctx)); err == nil {
 				digest, err = idx.Digest()
 			}
 		}
 		if err != nil {
 			t.Fatalf("pushing %s: %v", tag, err)
+		}
+		sig := registry.Signature{Payload: []byte(`{"critical":{"image":{"docker-manifest-digest":"` + digest.String() + `"}}}`), Signature: "c3RhbmQtaW4="}
+		if err := c.AddSignatures(ctx, repo, digest.String(), []registry.Signature{sig}); err != nil {
+			t.Fatal(err)
 		}
 		out = append(out, tag.Context().Digest(digest.String()).String())
 	}

@@ -91,6 +91,26 @@ func Index(o Options) (v1.ImageIndex, error) {
 	return mutate.AppendManifests(idx, adds...), nil
 }
 
+// Attestation is an attestation of img (platform os/arch) as BuildKit
+// writes it, and the descriptor to list it in an index with.
+func Attestation(img v1.Image, platform string, o Options) (v1.Image, v1.Descriptor, error) {
+	desc, err := descriptorOf(img)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	att, err := attestation(o, platform, desc, "")
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	return att, v1.Descriptor{
+		Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+		Annotations: map[string]string{
+			"vnd.docker.reference.type":   "attestation-manifest",
+			"vnd.docker.reference.digest": desc.Digest.String(),
+		},
+	}, nil
+}
+
 func descriptorOf(img v1.Image) (v1.Descriptor, error) {
 	d, err := img.Digest()
 	if err != nil {
