@@ -231,6 +231,7 @@ func stackFigures(ctx context.Context, r *reporter, root, tool, work string, fai
 		return err
 	}
 	defer stop()
+	b.root = root // onePin copies the tool's source from the checkout
 
 	par, err := b.schedulerFigures(ctx)
 	if err != nil {
