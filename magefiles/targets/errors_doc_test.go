@@ -204,7 +204,17 @@ func TestEveryRowOfTheErrorsTableIsProduced(t *testing.T) {
 		`buildx v0.9.1 is older than 0.15.0`:                         {args: []string{"publish"}, env: []string{"FAKE_BUILDX_VERSION=v0.9.1"}},
 		`builder "…" cannot build linux/arm64 … add arm64 emulation`: {args: []string{"publish"}, env: []string{"FAKE_PLATFORMS=linux/amd64"}},
 		`builder "…": no such buildx builder (BUILDX_BUILDER=…)`:     {args: []string{"publish"}, env: []string{"BUILDX_BUILDER=nope", "FAKE_NO_BUILDER=1"}},
-		`image X is built for linux/amd64 only, not linux/arm64`:     {args: []string{"localArm64", "-image=tf2-gpu"}, subst: map[string]string{"X": "tf2-gpu"}},
+		`reading the docker CLI's configuration …/config.json: …`: {
+			args: []string{"build", "tf2-cpu"},
+			setup: func(t *testing.T, _ string) []string {
+				dir := t.TempDir()
+				if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"currentContext": `), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"DOCKER_CONFIG=" + dir, "DOCKER_HOST=", "DOCKER_CONTEXT=", "BUILDX_BUILDER="}
+			},
+		},
+		`image X is built for linux/amd64 only, not linux/arm64`: {args: []string{"localArm64", "-image=tf2-gpu"}, subst: map[string]string{"X": "tf2-gpu"}},
 		`X was built but REF is not in the Docker Engine`: {
 			args: []string{"build", "cpu-py-38-base"}, env: []string{"FAKE_NO_IMAGE=1"},
 			subst: map[string]string{"X": "cpu-py-38-base", "REF": "determinedai/environments:py-3.8-base-cpu-…"},
