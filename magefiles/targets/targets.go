@@ -78,10 +78,12 @@ func selectImages(keep func(catalog.Image) bool) []string {
 // `docker run --rm -it REF`. It needs a reachable Docker Engine, no
 // credentials. PUSH=1 is the old `make build-<image>`: every platform, pushed
 // to the Docker Hub tags, refused from a worktree with uncommitted changes
-// unless ALLOW_DIRTY=1. Reads WITH_MPI, WITH_OFI, WITH_NCCL, WITH_AWS_TRACE,
-// DOCKERHUB_REGISTRY, REGISTRY_REPO, NGC_PUBLISH, NGC_REGISTRY, PUSH,
-// PLATFORM, ALLOW_DIRTY, JOBS, CACHE, RECIPES_DIR, BUILDX_BUILDER, DRY_RUN,
-// DOCKER_HOST.
+// unless ALLOW_DIRTY=1. A local build runs on the Docker Engine's own
+// builder when it can build the platform, else on determined-environments
+// with --load (docs/local-builds.md). Reads WITH_MPI, WITH_OFI, WITH_NCCL,
+// WITH_AWS_TRACE, DOCKERHUB_REGISTRY, REGISTRY_REPO, NGC_PUBLISH,
+// NGC_REGISTRY, PUSH, PLATFORM, ALLOW_DIRTY, JOBS, CACHE, RECIPES_DIR,
+// BUILDX_BUILDER, DRY_RUN, DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG.
 func Build(ctx context.Context, image string) error {
 	if _, err := catalog.Lookup(image); err != nil {
 		return err
@@ -131,7 +133,8 @@ func BuildAll(ctx context.Context) error { return buildImages(ctx, catalog.Names
 // nothing is pulled from or pushed to a registry and no credentials are
 // needed: this is what runs on an Apple-silicon Mac. Reads WITH_MPI (arm64
 // images exist only without it), PLATFORM (linux/arm64 or unset),
-// RECIPES_DIR, BUILDX_BUILDER, DRY_RUN, DOCKER_HOST.
+// RECIPES_DIR, BUILDX_BUILDER, DRY_RUN, DOCKER_HOST, DOCKER_CONTEXT,
+// DOCKER_CONFIG.
 func LocalArm64(ctx context.Context,
 	image *string, // catalog image to build (default cpu-py-38-base)
 ) error {
@@ -184,8 +187,9 @@ func Images(ctx context.Context) error {
 // Builder creates or reuses the buildx builder and says which platforms it builds.
 // With BUILDX_BUILDER set, that builder (remote, kubernetes, multi-node...)
 // must exist and is only bootstrapped; otherwise a docker-container builder
-// named determined-environments is created once and reused. Reads
-// BUILDX_BUILDER, DRY_RUN.
+// named determined-environments is created once and reused: publishing
+// and PUSH=1 build on it, and local builds the engine's own builder cannot
+// do. Reads BUILDX_BUILDER, DRY_RUN.
 func Builder(ctx context.Context) error {
 	e, err := load(ctx)
 	if err != nil {
