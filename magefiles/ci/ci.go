@@ -85,9 +85,13 @@ type Job struct {
 	Artifact string
 }
 
+// Tool is where a job compiles the tool once (mage -compile): the builder
+// and publish steps run it instead of compiling it again with `go run`.
+const Tool = "/tmp/envs"
+
 // Command is the job's publish step, as a shell command line.
 func (j Job) Command() string {
-	return strings.Join(append(slices.Clone(j.Env), "go", "run", "magefile.go", "-v", "publishImage", j.Image), " ")
+	return strings.Join(append(slices.Clone(j.Env), Tool, "-v", "publishImage", j.Image), " ")
 }
 
 // Workflow is one of the two workflows.

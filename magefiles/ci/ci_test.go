@@ -209,12 +209,12 @@ func TestEveryJobInstallsLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 		if mpi == "0" && slices.Contains(arm64Images, image) {
 			want = append(want, "arm64-emulation")
 		}
-		want = append(want, "builder", "save-go-cache")
+		want = append(want, "compile-tool", "builder", "save-go-cache")
 		env := "WITH_MPI=" + mpi + " ARTIFACTS_DIR=/tmp/artifacts PUBLISH_REPORT=/tmp/publish-report.json"
 		if dev {
 			env = "NGC_PUBLISH=0 REGISTRY_REPO=environments-dev " + env
 		}
-		want = append(want, "run: "+env+" go run magefile.go -v publishImage "+image, "report", "store_artifacts: /tmp/artifacts")
+		want = append(want, "run: "+env+" /tmp/envs -v publishImage "+image, "report", "store_artifacts: /tmp/artifacts")
 		if !slices.Equal(steps, want) {
 			t.Errorf("%s steps\n%q\nwant\n%q", name, steps, want)
 		}
@@ -222,13 +222,13 @@ func TestEveryJobInstallsLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 			t.Errorf("%s runs on %s", name, j.Executor)
 		}
 	}
-	for _, cmd := range []string{"restore-go-cache", "install-go", "install-docker", "install-buildx", "save-go-cache", "docker-login", "ngc-login", "arm64-emulation", "builder", "report"} {
+	for _, cmd := range []string{"restore-go-cache", "install-go", "install-docker", "install-buildx", "save-go-cache", "docker-login", "ngc-login", "arm64-emulation", "compile-tool", "builder", "report"} {
 		if _, ok := c.Commands[cmd]; !ok {
 			t.Errorf("command %s not defined", cmd)
 		}
 	}
-	if len(c.Commands) != 10 {
-		t.Errorf("commands %v, want the 10 the jobs use", keys(c.Commands))
+	if len(c.Commands) != 11 {
+		t.Errorf("commands %v, want the 11 the jobs use", keys(c.Commands))
 	}
 	text, _ := Config()
 	for _, want := range []string{
@@ -237,8 +237,10 @@ func TestEveryJobInstallsLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 		"tonistiigi/binfmt@sha256:",
 		"go mod download -json \"$mod\"",
 		"h1:",
+		"GOFLAGS=-trimpath go run magefile.go -compile /tmp/envs",
+		"command: /tmp/envs builder",
 		"docker-ce='5:",
-		"-o \"$HOME/.docker/cli-plugins/docker-buildx\"",
+		`cp "$bin" "$HOME/.docker/cli-plugins/docker-buildx"`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("config lacks %q", want)

@@ -59,13 +59,13 @@ const (
 	BuildxModule = "github.com/docker/buildx"
 	// BinfmtImage registers QEMU's arm64 handlers, by digest.
 	BinfmtImage = "tonistiigi/binfmt@sha256:400a4873b838d1b89194d982c45e5fb3cda4593fbfd7e08a02e76b03b21166f0"
-	// GoCacheKey caches the module downloads (the toolchain among them), the
-	// build cache and mage's compiled binaries, per go.sum of both modules.
+	// GoCacheKey caches GoCachePaths per go.sum of both modules.
 	GoCacheKey = `go-v1-{{ arch }}-{{ checksum "go.sum" }}-{{ checksum "tools/go.sum" }}`
 )
 
-// GoCachePaths are what the Go cache holds.
-var GoCachePaths = []string{"~/go/pkg/mod", "~/.cache/go-build", "~/.magefile"}
+// GoCachePaths are what the Go cache holds: modules (the toolchain among
+// them), the build cache, mage's compiled tool and the built buildx.
+var GoCachePaths = []string{"~/go/pkg/mod", "~/.cache/go-build", "~/.magefile", "~/.cache/determined-environments"}
 
 // Commands are the config's reusable commands, in order.
 func Commands() []Command {
@@ -81,7 +81,10 @@ func Commands() []Command {
 		run("docker-login", "Log in to Docker Hub", dockerLogin),
 		run("ngc-login", "Log in to NGC", ngcLogin),
 		run("arm64-emulation", "Register arm64 emulation (QEMU, pinned by digest)", arm64Emulation),
-		run("builder", "Create the buildx builder", "go run magefile.go builder"),
+		// -trimpath: the compiled packages do not depend on where the
+		// checkout is, so the restored build cache serves them.
+		run("compile-tool", "Compile the tool once ("+Tool+")", "GOFLAGS=-trimpath go run magefile.go -compile "+Tool),
+		run("builder", "Create the buildx builder", Tool+" builder"),
 		{Name: "report", Steps: []Step{{Run: &Run{
 			Name: "Publish report (" + ReportPath + ", not an artifact)", When: "always",
 			Command: "cat " + ReportPath + ` 2>/dev/null || echo "no report: the publish stopped before its first build"`,
@@ -109,7 +112,7 @@ func (j Job) Steps() []Step {
 	if j.Arm64 {
 		steps = append(steps, use("arm64-emulation")...)
 	}
-	steps = append(steps, use("builder", "save-go-cache")...)
+	steps = append(steps, use("compile-tool", "builder", "save-go-cache")...)
 	what := j.Image
 	if j.Base != "" {
 		what += " and its base " + j.Base
@@ -145,6 +148,8 @@ var (
 		`sum=$(printf '%s\n' "$info" | sed -n 's/^[[:space:]]*"Sum": "\(.*\)",*$/\1/p')`,
 		`dir=$(printf '%s\n' "$info" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')`,
 		`if [ "$sum" != "$want" ]; then echo "install-go: $mod has checksum ${sum:-none}, want $want" >&2; exit 1; fi`,
+		`# The module cache keeps no execute bits: set them, as the go command does when it switches to a downloaded toolchain.`,
+		`chmod a+x "$dir"/bin/* "$dir"/pkg/tool/linux_amd64/*`,
 		`"$dir/bin/go" version | grep -q " go`+GoVersion+` " || { echo "install-go: $dir/bin/go is not go`+GoVersion+`" >&2; exit 1; }`,
 		`echo "export PATH=\"$dir/bin:\$PATH\" GOTOOLCHAIN=local" >> "$BASH_ENV"`,
 	)
@@ -163,11 +168,19 @@ var (
 		`got=$(docker version --format '{{.Server.Version}} {{.Client.Version}}')`,
 		`if [ "$got" != "`+DockerVersion+` `+DockerVersion+`" ]; then echo "install-docker: engine and CLI are $got, want `+DockerVersion+`" >&2; exit 1; fi`,
 	)
+	// The binary is kept in the cache by version (built once per cache key,
+	// then copied), so the jobs of a release do not each link it.
 	installBuildx = lines(
 		`set -euo pipefail`,
 		`v=$(cd tools && GOWORK=off GOFLAGS=-mod=readonly go list -m -f '{{.Version}}' `+BuildxModule+`)`,
+		`bin="$HOME/.cache/determined-environments/docker-buildx-$v/docker-buildx"`,
+		`if [ ! -x "$bin" ]; then`,
+		`  mkdir -p "$(dirname "$bin")"`,
+		`  (cd tools && GOWORK=off GOFLAGS='-mod=readonly -buildvcs=false' go build -trimpath -ldflags "-s -w -X `+BuildxModule+`/version.Version=$v" -o "$bin.$$" `+BuildxModule+`/cmd/buildx)`,
+		`  mv "$bin.$$" "$bin"`,
+		`fi`,
 		`mkdir -p "$HOME/.docker/cli-plugins"`,
-		`(cd tools && GOWORK=off GOFLAGS='-mod=readonly -buildvcs=false' go build -trimpath -ldflags "-s -w -X `+BuildxModule+`/version.Version=$v" -o "$HOME/.docker/cli-plugins/docker-buildx" `+BuildxModule+`/cmd/buildx)`,
+		`cp "$bin" "$HOME/.docker/cli-plugins/docker-buildx"`,
 		`docker buildx version | grep -q " $v " || { echo "install-buildx: docker buildx version is not $v: $(docker buildx version)" >&2; exit 1; }`,
 	)
 	// The logins go to the registry hosts of DOCKERHUB_REGISTRY and

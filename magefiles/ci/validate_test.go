@@ -79,7 +79,7 @@ func TestConfigPassesCircleCISchema(t *testing.T) {
 	// The validator can fail: a run step without its command, a resource
 	// class outside the schema's list and a bad version are each refused.
 	for _, bad := range []struct{ from, to string }{
-		{"          command: go run magefile.go builder", "          comand: go run magefile.go builder"},
+		{"          command: /tmp/envs builder", "          comand: /tmp/envs builder"},
 		{"    resource_class: xlarge", "    resource_class: huge"},
 		{"version: 2.1", "version: two"},
 	} {

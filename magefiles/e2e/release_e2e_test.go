@@ -13,8 +13,8 @@ import (
 )
 
 // ciStep finds a job of the generated config and splits its publish step
-// into its settings and the tool's arguments (what follows `go run
-// magefile.go`). The /tmp paths of the CI machine are moved to machine.
+// into its settings and the tool's arguments (what follows the compiled
+// tool, ci.Tool). The /tmp paths of the CI machine are moved to machine.
 func ciStep(t *testing.T, job, machine string) (map[string]string, []string) {
 	t.Helper()
 	ws, err := ci.Workflows()
@@ -36,10 +36,10 @@ func ciStep(t *testing.T, job, machine string) (map[string]string, []string) {
 				env[k] = v
 				words = words[1:]
 			}
-			if len(words) < 3 || words[0] != "go" || words[1] != "run" || words[2] != "magefile.go" {
+			if len(words) < 2 || words[0] != ci.Tool {
 				t.Fatalf("job %s: step %q does not run the tool", job, j.Command())
 			}
-			return env, words[3:]
+			return env, words[1:]
 		}
 	}
 	t.Fatalf("no job %s in the generated config", job)

@@ -59,6 +59,11 @@ type Options struct {
 	// external inputs of the images to build still exist, with the other
 	// checks before any build; one that does not stops the run.
 	Inputs *inputs.Checker
+	// Lease makes a base image that needs a build be built by one publish
+	// at a time: the publishes that share it (CI jobs started together)
+	// agree through a lease in the registry, and the others wait for its
+	// push instead of building it too (lease.go).
+	Lease bool
 }
 
 // Cost hints for the scheduler: framework builds take longer than bases
@@ -77,6 +82,7 @@ type buildFunc func(ctx context.Context, sp plan.Spec) (digest string, err error
 type hooks struct {
 	build     buildFunc                                      // nil: buildx build --push + metadata file
 	preflight func(ctx context.Context, s []plan.Spec) error // nil: Env.Preflight
+	lease     *leaseTimes                                    // nil: defaultLeaseTimes
 }
 
 type publisher struct {
@@ -97,6 +103,10 @@ type publisher struct {
 	digests map[string]string // image -> digest published in this run (see pin)
 	// lookups are the look-ups prefetch started, by their tags.
 	lookups map[string]*lookup
+	// lease is nil unless Options.Lease (lease.go).
+	lease *leaseTimes
+	// holder names this run in the leases it takes.
+	holder string
 }
 
 // Run publishes the images of o. Before anything is built it removes the
@@ -119,6 +129,12 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 	p := &publisher{e: e, reg: reg, ngc: o.NGC && s.NGCPublish, dry: e.Runner.DryRun, build: h.build, inputs: o.Inputs}
 	if p.build == nil {
 		p.build = p.buildAndPush
+	}
+	if o.Lease && !p.dry {
+		p.lease, p.holder = h.lease, newHolder()
+		if p.lease == nil {
+			p.lease = &defaultLeaseTimes
+		}
 	}
 	if reg == nil && !p.dry {
 		return nil, errors.New("publish: no registry client")
@@ -299,11 +315,11 @@ func (p *publisher) pushImage(ctx context.Context, sp plan.Spec, ent *ImageRepor
 			digest, result = p.keep(ctx, sp)
 		}
 		if digest == "" {
-			d, err := p.build(ctx, sp)
+			d, r, err := p.buildShared(ctx, sp)
 			if err != nil {
 				return "", "", err
 			}
-			digest, result = d, Built
+			digest, result = d, r
 		}
 		ent.Digest = digest
 		// The images built on this one start now, FROM this digest; they are

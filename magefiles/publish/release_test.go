@@ -67,7 +67,7 @@ func workflowJobs(t *testing.T, workflow string) []ciJob {
 			for _, s := range cfg.Jobs[name].Steps {
 				m, _ := s.(map[string]any)
 				run, _ := m["run"].(map[string]any)
-				if cmd, _ := run["command"].(string); strings.Contains(cmd, "go run magefile.go") {
+				if cmd, _ := run["command"].(string); strings.Contains(cmd, " publishImage ") {
 					if j.command != "" {
 						t.Fatalf("job %s has two publish steps", name)
 					}
@@ -83,8 +83,9 @@ func workflowJobs(t *testing.T, workflow string) []ciJob {
 	return out
 }
 
-// parseStep splits "K=V ... go run magefile.go -v publishImage IMAGE" into
-// its settings and image. The generated steps use no quoting.
+// parseStep splits "K=V ... /tmp/envs -v publishImage IMAGE" (the tool the
+// job compiled) into its settings and image. The generated steps use no
+// quoting.
 func parseStep(t *testing.T, cmd string) (map[string]string, string) {
 	t.Helper()
 	words := strings.Fields(cmd)
@@ -94,10 +95,10 @@ func parseStep(t *testing.T, cmd string) (map[string]string, string) {
 		env[k] = v
 		words = words[1:]
 	}
-	if !slices.Equal(words[:min(len(words), 5)], []string{"go", "run", "magefile.go", "-v", "publishImage"}) || len(words) != 6 {
-		t.Fatalf("publish step %q is not `go run magefile.go -v publishImage <image>`", cmd)
+	if !slices.Equal(words[:min(len(words), 3)], []string{ci.Tool, "-v", "publishImage"}) || len(words) != 4 {
+		t.Fatalf("publish step %q is not `%s -v publishImage <image>`", cmd, ci.Tool)
 	}
-	return env, words[5]
+	return env, words[3]
 }
 
 // bothWorkflows are the release and the development workflow.
@@ -117,12 +118,13 @@ type jobRun struct {
 // the jobs it requires succeeded; approvals are given).
 func playWorkflow(t *testing.T, h *harness, workflow string) map[string]jobRun {
 	t.Helper()
-	return play(t, h, workflow, false)
+	return play(t, h, workflow, false, nil)
 }
 
 // play runs the jobs of workflow one after the other, or all at once (as
-// CircleCI starts them once approved: no job requires another).
-func play(t *testing.T, h *harness, workflow string, atOnce bool) map[string]jobRun {
+// CircleCI starts them once approved: no job requires another), with build
+// leases when lease is not nil.
+func play(t *testing.T, h *harness, workflow string, atOnce bool, lease *leaseTimes) map[string]jobRun {
 	t.Helper()
 	type job struct {
 		name, image string
@@ -157,9 +159,10 @@ func play(t *testing.T, h *harness, workflow string, atOnce bool) map[string]job
 	var problems []string
 	runJob := func(j job) {
 		// As targets.PublishImage does.
-		rep, err := publishWith(context.Background(), j.e, h.client(), Options{Images: []string{j.image}, Dockerhub: true, NGC: j.e.Settings.NGCPublish}, hooks{
+		rep, err := publishWith(context.Background(), j.e, h.client(), Options{Images: []string{j.image}, Dockerhub: true, NGC: j.e.Settings.NGCPublish, Lease: lease != nil}, hooks{
 			build:     h.build,
 			preflight: func(context.Context, []plan.Spec) error { return nil },
+			lease:     lease,
 		})
 		run := jobRun{ok: err == nil, files: map[string]string{}, report: rep}
 		var bad []string
@@ -232,7 +235,7 @@ func releaseBump(t *testing.T, b []citest.Build, revision string, dev bool) (map
 	api := citest.Serve(b)
 	defer api.Close()
 	before := map[string]map[string]string{}
-	for _, k := range contractKeys() {
+	for _, k := range citest.ContractKeys() {
 		before[k] = map[string]string{"old": "determinedai/environments:" + k + "-0.22.0", "new": "determinedai/environments:" + k + "-0.22.1"}
 	}
 	path := filepath.Join(t.TempDir(), "bumpenvs.yaml")
@@ -260,24 +263,6 @@ func releaseBump(t *testing.T, b []citest.Build, revision string, dev bool) (map
 		return out
 	}
 	return flat(before), flat(after), bumpErr
-}
-
-// contractKeys are the 38 keys of Determined's bumpenvs.yaml the
-// environments release bumps (from the contract's matrix, not the code).
-func contractKeys() []string {
-	var out []string
-	add := func(image, mpi string) {
-		k := strings.ReplaceAll(image, "-", "_") + "_" + mpi
-		out = append(out, k+"_hashed", k+"_versioned")
-	}
-	for _, img := range []string{"tf1-cpu", "tf2-cpu", "tf28-cpu", "pt-cpu", "tf1-gpu", "tf2-gpu", "tf28-gpu", "pt-gpu"} {
-		add(img, "0")
-		add(img, "1")
-	}
-	for _, img := range []string{"pytorch10-tf27-rocm50", "deepspeed-gpu", "gpt-neox-deepspeed-gpu"} {
-		add(img, "0")
-	}
-	return out
 }
 
 // contractTags are the tags the contract (plan/testdata/contract.json, from

@@ -17,7 +17,7 @@ func publishImages(ctx context.Context, images []string, ngc bool) error {
 	if err != nil {
 		return err
 	}
-	opts := publish.Options{Images: images, Dockerhub: true, NGC: ngc && e.Settings.NGCPublish}
+	opts := publish.Options{Images: images, Dockerhub: true, NGC: ngc && e.Settings.NGCPublish, Lease: true}
 	if e.Settings.CheckInputs {
 		src, err := inputs.ParseSources(os.LookupEnv)
 		if err != nil {

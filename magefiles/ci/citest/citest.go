@@ -124,3 +124,22 @@ func Bump(ctx context.Context, apiURL, bumpenvs, commit string, dev bool) (strin
 	}
 	return out.String(), nil
 }
+
+// ContractKeys are the 38 keys of Determined's bumpenvs.yaml that an
+// environments release bumps, written out from the contract's matrix (not
+// from the generator): <image>_<M>_hashed and _versioned.
+func ContractKeys() []string {
+	var out []string
+	add := func(image, mpi string) {
+		k := strings.ReplaceAll(image, "-", "_") + "_" + mpi
+		out = append(out, k+"_hashed", k+"_versioned")
+	}
+	for _, img := range []string{"tf1-cpu", "tf2-cpu", "tf28-cpu", "pt-cpu", "tf1-gpu", "tf2-gpu", "tf28-gpu", "pt-gpu"} {
+		add(img, "0")
+		add(img, "1")
+	}
+	for _, img := range []string{"pytorch10-tf27-rocm50", "deepspeed-gpu", "gpt-neox-deepspeed-gpu"} {
+		add(img, "0")
+	}
+	return out
+}
