@@ -21,8 +21,10 @@ import (
 // surviving mutants of that mutator on the line holding the fragment nearest
 // to the recorded line.
 type Entry struct {
-	File     string // relative to magefiles/, e.g. "run/run.go"
-	Line     int
+	File string // relative to magefiles/, e.g. "run/run.go"
+	Line int
+	// Column, when not 0, picks one mutant of the line (file:line:col:MUTATOR).
+	Column   int
 	Type     string // the mutator, e.g. CONDITIONALS_BOUNDARY
 	Fragment string
 	Reason   string
@@ -36,8 +38,9 @@ func (e Entry) String() string {
 type Equivalents []Entry
 
 // ParseEquivalents reads equivalent.txt: one entry a line,
-// "file:line:MUTATOR | code fragment | reason"; blank lines and lines
-// starting with # are ignored.
+// "file:line:MUTATOR | code fragment | reason" (or file:line:col:MUTATOR to
+// pick one mutant of the line); blank lines and lines starting with # are
+// ignored.
 func ParseEquivalents(r io.Reader) (Equivalents, error) {
 	var out Equivalents
 	sc := bufio.NewScanner(r)
@@ -54,14 +57,19 @@ func ParseEquivalents(r io.Reader) (Equivalents, error) {
 		}
 		where := strings.Split(strings.TrimSpace(parts[0]), ":")
 		e := Entry{Fragment: strings.TrimSpace(parts[1]), Reason: strings.TrimSpace(parts[2])}
-		if len(where) != 3 {
-			return nil, fmt.Errorf("equivalent.txt line %d: %q is not file:line:MUTATOR", n, strings.TrimSpace(parts[0]))
+		if len(where) != 3 && len(where) != 4 {
+			return nil, fmt.Errorf("equivalent.txt line %d: %q is not file:line:MUTATOR or file:line:col:MUTATOR", n, strings.TrimSpace(parts[0]))
 		}
 		l, err := strconv.Atoi(where[1])
 		if err != nil || l < 1 {
 			return nil, fmt.Errorf("equivalent.txt line %d: line number %q is not a positive number", n, where[1])
 		}
-		e.File, e.Line, e.Type = where[0], l, where[2]
+		e.File, e.Line, e.Type = where[0], l, where[len(where)-1]
+		if len(where) == 4 {
+			if e.Column, err = strconv.Atoi(where[2]); err != nil || e.Column < 1 {
+				return nil, fmt.Errorf("equivalent.txt line %d: column %q is not a positive number", n, where[2])
+			}
+		}
 		if !knownMutator(e.Type) {
 			return nil, fmt.Errorf("equivalent.txt line %d: unknown mutator %q (known: %s)", n, e.Type, strings.Join(mutatorTypes, ", "))
 		}
@@ -149,7 +157,7 @@ func (eq Equivalents) Match(ms []Mutant, src SourceLines) (discounted []bool, st
 	for _, e := range eq {
 		best := -1
 		for _, m := range ms {
-			if m.File != e.File || m.Type != e.Type || (m.Status != Lived && m.Status != NotCovered) {
+			if !e.covers(m) {
 				continue
 			}
 			text, err := src(m.File, m.Line)
@@ -168,12 +176,18 @@ func (eq Equivalents) Match(ms []Mutant, src SourceLines) (discounted []bool, st
 			continue
 		}
 		for i, m := range ms {
-			if m.File == e.File && m.Type == e.Type && m.Line == best && (m.Status == Lived || m.Status == NotCovered) {
+			if m.Line == best && e.covers(m) {
 				discounted[i] = true
 			}
 		}
 	}
 	return discounted, stale, nil
+}
+
+// covers reports whether m is a survivor of e's file, mutator and column.
+func (e Entry) covers(m Mutant) bool {
+	return m.File == e.File && m.Type == e.Type && (e.Column == 0 || m.Column == e.Column) &&
+		(m.Status == Lived || m.Status == NotCovered)
 }
 
 func distance(a, b int) int {

@@ -169,6 +169,22 @@ func TestEquivalentEntryFollowsItsCodeAndGoesStaleWithoutIt(t *testing.T) {
 	}
 }
 
+func TestAColumnPicksOneMutantOfTheLine(t *testing.T) {
+	eq, err := ParseEquivalents(strings.NewReader("run/run.go:3:12:ARITHMETIC_BASE | a + b + c | capacity hint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []Mutant{
+		{File: "run/run.go", Line: 3, Column: 8, Type: "ARITHMETIC_BASE", Status: Lived},
+		{File: "run/run.go", Line: 3, Column: 12, Type: "ARITHMETIC_BASE", Status: Lived},
+	}
+	lines := sources(map[string][]string{"run/run.go": {"", "", "\tn := a + b + c"}})
+	got, stale, err := eq.Match(ms, lines)
+	if err != nil || len(stale) != 0 || !reflect.DeepEqual(got, []bool{false, true}) {
+		t.Errorf("discounted %v, stale %v, err %v; want only column 12", got, stale, err)
+	}
+}
+
 func TestParseEquivalentsNamesTheBadLine(t *testing.T) {
 	for name, tc := range map[string]struct{ in, want string }{
 		"no reason":       {"run/run.go:3:ARITHMETIC_BASE | a + b", "line 1"},
@@ -176,6 +192,7 @@ func TestParseEquivalentsNamesTheBadLine(t *testing.T) {
 		"bad line number": {"\nrun/run.go:x:ARITHMETIC_BASE | a + b | r", `line 2: line number "x"`},
 		"unknown mutator": {"run/run.go:3:ARITHMETIC | a + b | r", `unknown mutator "ARITHMETIC"`},
 		"no mutator":      {"run/run.go:3 | a + b | r", "is not file:line:MUTATOR"},
+		"bad column":      {"run/run.go:3:c:ARITHMETIC_BASE | a + b | r", `column "c"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseEquivalents(strings.NewReader(tc.in))
