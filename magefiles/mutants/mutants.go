@@ -153,11 +153,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	src := FileLines(filepath.Join(o.Root, "magefiles"))
 	var res Result
+	var failed []error
 	for i, pkg := range o.Packages {
 		status.Step("mutants %s (%d of %d), log in %s", pkg, i+1, len(o.Packages), filepath.Join(o.WorkDir, pkg+".log"))
 		s, err := runPackage(ctx, r, tool, pkg, o, eq, src)
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("mutants: stopped at %s: %w", pkg, ctx.Err())
+		}
 		if err != nil {
-			return res, err
+			// An hour-long run goes on with the other packages.
+			status.Fail("%v", err)
+			failed = append(failed, err)
+			continue
 		}
 		res.Scores = append(res.Scores, s)
 		printScore(status, s, o.Goal, src)
@@ -165,6 +172,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	fmt.Fprintln(o.Out, "mutation testing: efficacy (killed of covered) and mutator coverage (covered of all), goal", goalText(o.Goal))
 	for _, s := range res.Scores {
 		fmt.Fprintln(o.Out, "  "+s.Summary())
+	}
+	if len(failed) > 0 {
+		return res, fmt.Errorf("mutants: %d of %d packages could not be scored: %w", len(failed), len(o.Packages), errors.Join(failed...))
 	}
 	if below := res.Below(o.Goal); len(below) > 0 && o.Enforce {
 		return res, fmt.Errorf("mutants: below the goal (%s): %s; kill the survivors listed above with tests or list them in magefiles/mutants/equivalent.txt with a reason",
