@@ -1,0 +1,66 @@
+package build
+
+// Tests written to kill the mutants `go run magefile.go mutants` found
+// alive in this package (docs/mutants.md).
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/run"
+	"github.com/determined-ai/environments/magefiles/schedule"
+)
+
+// With parallel builds every output line names its image; one build at a
+// time prints buildx's lines as they are.
+func TestParallelBuildOutputIsPrefixedWithTheImage(t *testing.T) {
+	sp := plan.Spec{Image: catalog.Image{Name: "pt-cpu"}, Platforms: []string{"linux/amd64"},
+		Argv: []string{"sh", "-c", "echo '#1 building'; printf 'partial'; echo ' line'; echo 'warning' >&2; printf 'no newline'"}}
+	for _, tc := range []struct {
+		jobs          int
+		wantOut, want string
+	}{
+		{2, "[pt-cpu] #1 building\n[pt-cpu] partial line\n[pt-cpu] no newline\n", "[pt-cpu] warning\n"},
+		{1, "#1 building\npartial line\nno newline", "warning\n"},
+	} {
+		var out, errb bytes.Buffer
+		e := &Env{Runner: &run.Runner{Out: &out, Err: &errb}, Status: run.NewStatus(&bytes.Buffer{})}
+		e.Settings.Jobs = tc.jobs
+		if err := e.RunSpec(context.Background(), sp); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != tc.wantOut || errb.String() != tc.want {
+			t.Errorf("JOBS=%d: out %q err %q, want %q %q", tc.jobs, out.String(), errb.String(), tc.wantOut, tc.want)
+		}
+	}
+}
+
+func TestAFailedBuildNamesItsImage(t *testing.T) {
+	e := &Env{Runner: &run.Runner{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, Status: run.NewStatus(&bytes.Buffer{})}
+	e.Settings.Jobs = 1
+	err := e.RunSpec(context.Background(), plan.Spec{Image: catalog.Image{Name: "tf2-gpu"}, Argv: []string{"sh", "-c", "exit 7"}})
+	var ee *run.ExitError
+	if !errors.As(err, &ee) || ee.Code != 7 || !strings.HasPrefix(err.Error(), "building tf2-gpu: ") {
+		t.Errorf("error %v, want one naming tf2-gpu with exit code 7", err)
+	}
+}
+
+func TestSummaryTable(t *testing.T) {
+	var out bytes.Buffer
+	(&Env{}).Summary(&out, []schedule.Result{
+		{Name: "cpu-py-38-base", State: schedule.Done, Duration: 61*time.Second + 449*time.Millisecond},
+		{Name: "pt-cpu", State: schedule.Skipped},
+	}, map[string]string{"cpu-py-38-base": "sha256:abc"})
+	want := "IMAGE           RESULT   DIGEST      TIME\n" +
+		"cpu-py-38-base  done     sha256:abc  1m1.4s\n" +
+		"pt-cpu          skipped  -           0s\n"
+	if out.String() != want {
+		t.Errorf("summary\n%s\nwant\n%s", out.String(), want)
+	}
+}
