@@ -7,6 +7,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +65,51 @@ func TestSummaryTable(t *testing.T) {
 		"pt-cpu          skipped  -           0s\n"
 	if out.String() != want {
 		t.Errorf("summary\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+// A dirty worktree's error names up to maxListed files and counts the rest.
+func TestADirtyWorktreeNamesItsFirstFilesAndCountsTheRest(t *testing.T) {
+	for _, tc := range []struct {
+		files int
+		more  string
+	}{{maxListed, ""}, {maxListed + 3, " and 3 more"}} {
+		root := gitCheckout(t)
+		for i := 0; i < tc.files; i++ {
+			if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%02d.txt", i)), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e, _ := testEnv(t, root, nil)
+		err := e.CheckClean(context.Background())
+		if err == nil {
+			t.Fatalf("%d changed files: no error", tc.files)
+		}
+		msg := err.Error()
+		named := strings.Count(msg, ".txt")
+		if named != min(tc.files, maxListed) || !strings.Contains(msg, fmt.Sprintf("f%02d.txt%s)", min(tc.files, maxListed)-1, tc.more)) {
+			t.Errorf("%d changed files: %d named in %q, want %d then %q", tc.files, named, msg, min(tc.files, maxListed), tc.more)
+		}
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestPrefixWriterPassesOnWriteErrors(t *testing.T) {
+	p := NewPrefixWriter(failingWriter{}, "[x] ")
+	if n, err := p.Write([]byte("a line\n")); err == nil || n != 0 {
+		t.Errorf("Write to a failing writer = %d, %v; want 0 and the error", n, err)
+	}
+	var out bytes.Buffer
+	p = NewPrefixWriter(&out, "[x] ")
+	if n, err := p.Write([]byte("one\ntw")); err != nil || n != 6 {
+		t.Errorf("Write = %d, %v", n, err)
+	}
+	p.Flush()
+	p.Flush() // nothing pending: nothing written
+	if out.String() != "[x] one\n[x] tw\n" {
+		t.Errorf("wrote %q", out.String())
 	}
 }

@@ -5,8 +5,15 @@ package registry
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // REGISTRY_MIRRORS names Docker Hub as people write it (docker.io); the
@@ -28,5 +35,54 @@ func TestADockerHubMirrorIsUsedWhateverTheHubIsCalled(t *testing.T) {
 	c := testClient(WithMirrors(map[string]string{"127.0.0.1:5000": mirror}))
 	if c.mirrors["127.0.0.1:5000"] != mirror {
 		t.Errorf("mirrors %v, want 127.0.0.1:5000 kept", c.mirrors)
+	}
+}
+
+// What counts as a refusal of the credentials: 401 and 403 whatever the
+// body, and the UNAUTHORIZED and DENIED error codes whatever the status;
+// nothing else (a registry that is down must not read as "log in").
+func TestDeniedIsAuthorisationOnly(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&transport.Error{StatusCode: http.StatusUnauthorized}, true},
+		{&transport.Error{StatusCode: http.StatusForbidden}, true},
+		{fmt.Errorf("checking: %w", &transport.Error{StatusCode: http.StatusForbidden}), true},
+		{&transport.Error{StatusCode: http.StatusBadRequest, Errors: []transport.Diagnostic{{Code: transport.UnauthorizedErrorCode}}}, true},
+		{&transport.Error{StatusCode: http.StatusBadRequest, Errors: []transport.Diagnostic{{Code: transport.BlobUploadInvalidErrorCode}, {Code: transport.DeniedErrorCode}}}, true},
+		{&transport.Error{StatusCode: http.StatusInternalServerError}, false},
+		{&transport.Error{StatusCode: http.StatusNotFound, Errors: []transport.Diagnostic{{Code: transport.NameUnknownErrorCode}}}, false},
+		{errors.New("connection refused"), false},
+	} {
+		if got := denied(tc.err); got != tc.want {
+			t.Errorf("denied(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// A check that runs out of time says so, besides the registry's last answer.
+func TestCheckPushPastItsTimeSaysSo(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(slow.Close)
+	host := strings.TrimPrefix(slow.URL, "http://")
+	err := New(WithKeychain(anonymous), WithRetry(2, time.Millisecond), WithTimeout(300*time.Millisecond)).CheckPush(context.Background(), host+"/org/repo")
+	var pd *PushDeniedError
+	if err == nil || errors.As(err, &pd) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "(registry "+host+")") {
+		t.Errorf("CheckPush against a registry that never answers: %v, want a deadline error naming %s", err, host)
+	}
+	// A refusal that is not about time carries no time-out note.
+	closed := httptest.NewServer(http.NotFoundHandler())
+	chost := strings.TrimPrefix(closed.URL, "http://")
+	closed.Close()
+	err = New(WithKeychain(anonymous), WithRetry(2, time.Millisecond)).CheckPush(context.Background(), chost+"/org/repo")
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "%!") {
+		t.Errorf("CheckPush to a closed port: %v, want a plain connection error", err)
 	}
 }
