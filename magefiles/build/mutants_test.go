@@ -113,3 +113,38 @@ func TestPrefixWriterPassesOnWriteErrors(t *testing.T) {
 		t.Errorf("wrote %q", out.String())
 	}
 }
+
+func TestRecipesDirMustHoldADockerfile(t *testing.T) {
+	empty := t.TempDir()
+	if err := checkRecipesDir(empty); err == nil || err.Error() != "no Dockerfile.* in recipes directory "+empty+" (RECIPES_DIR)" {
+		t.Errorf("an empty RECIPES_DIR: %v", err)
+	}
+	if err := checkRecipesDir(repoRoot); err != nil {
+		t.Errorf("the repository's recipes: %v", err)
+	}
+	if err := checkRecipesDir(filepath.Join(empty, "[")); err == nil {
+		t.Error("a RECIPES_DIR that is not a valid pattern was accepted")
+	}
+}
+
+// An answer is remembered only when it is one: asking again about a stage
+// whose COPY source is missing fails again, never with an empty digest.
+func TestAFailedStageIsNotRemembered(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "Dockerfile"), []byte("FROM scratch AS a\nCOPY missing.txt /\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSources(root)
+	for i := 1; i <= 2; i++ {
+		ss, err := s.Stage("Dockerfile", ".", "a", nil)
+		if err == nil || !strings.Contains(err.Error(), "missing.txt does not exist") {
+			t.Errorf("ask %d: %+v, %v; want the missing COPY source", i, ss, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "missing.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ss, err := s.Stage("Dockerfile", ".", "a", nil); err != nil || !strings.HasPrefix(ss.Digest, "sha256:") {
+		t.Errorf("once the file exists: %+v, %v", ss, err)
+	}
+}
