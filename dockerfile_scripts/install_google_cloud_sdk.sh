@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Google Cloud SDK (gcloud, gsutil) from Google's apt repository,
-# whose signing key goes into /usr/share/keyrings/cloud.google.gpg.
+# whose signing key goes into /usr/share/keyrings/cloud.google.gpg. The
+# package is google-cloud-cli: the repository no longer has the old name
+# google-cloud-sdk ("has no installation candidate" since 2026).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,4 +16,4 @@ gpg --batch --yes --dearmor -o "${keyring}" "${work}/key.gpg"
 rm -rf "${work}"
 echo "deb [signed-by=${keyring}] https://packages.cloud.google.com/apt cloud-sdk main" \
     >/etc/apt/sources.list.d/google-cloud-sdk.list
-apt_install google-cloud-sdk
+apt_install google-cloud-cli

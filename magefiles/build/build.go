@@ -92,6 +92,19 @@ func (e *Env) Build(ctx context.Context, names []string, mode plan.Mode) error {
 			return err
 		}
 	}
+	// A base the catalog knows is gone, without a mirror that may hold a
+	// copy: said now, and only that image and the ones on it fail.
+	gone := map[string]error{}
+	for _, sp := range specs {
+		if err := plan.GoneBase(sp, specs, e.Settings.Mirrors); err != nil {
+			gone[sp.Image.Name] = err
+			if e.Runner.DryRun {
+				e.Runner.Note("%v", err)
+			} else {
+				e.Status.Fail("%v", err)
+			}
+		}
+	}
 	jobs := make([]schedule.Job, len(specs))
 	for i, sp := range specs {
 		sp := sp
@@ -100,6 +113,9 @@ func (e *Env) Build(ctx context.Context, names []string, mode plan.Mode) error {
 			deps = []string{sp.Base}
 		}
 		jobs[i] = schedule.Job{Name: sp.Image.Name, Deps: deps, Run: func(ctx context.Context) error {
+			if err := gone[sp.Image.Name]; err != nil && !e.Runner.DryRun {
+				return err
+			}
 			return e.RunSpec(ctx, sp)
 		}}
 	}

@@ -345,3 +345,45 @@ func TestSecretsReachTheBuildOnlyThroughSecretMounts(t *testing.T) {
 		t.Error("a secret is passed as a build argument")
 	}
 }
+
+// TestAGoneBaseIsSaidFirstAndStopsOnlyItsImages: the catalog knows that
+// gpu-cuda-102-base's CUDA image is deleted; without REGISTRY_MIRRORS the
+// build says so before building anything (image, reference, what to do),
+// builds nothing on it, and still builds the other images.
+func TestAGoneBaseIsSaidFirstAndStopsOnlyItsImages(t *testing.T) {
+	log := fakeDocker(t, "")
+	e, out := testEnv(t, repoRoot, map[string]string{"PUSH": "1", "ALLOW_DIRTY": "1"})
+	err := e.Build(context.Background(), []string{"tf1-gpu", "tf28-gpu"}, plan.Build)
+	const want = "gpu-cuda-102-base cannot be built: its base image nvidia/cuda:10.2-cudnn7-devel-ubuntu18.04 does not exist (NVIDIA deleted it"
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "tf1-gpu skipped") {
+		t.Fatalf("error %v, want it to say %q and that tf1-gpu is skipped\n%s", err, want, out)
+	}
+	said := strings.Index(out.String(), want)
+	first := strings.Index(out.String(), "building ")
+	if said < 0 || (first >= 0 && first < said) {
+		t.Errorf("the gone base is not said before the first build:\n%s", out)
+	}
+	for _, w := range []string{"tf1-gpu, built on it", "REGISTRY_MIRRORS=docker.io=HOST[:PORT]"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("the output does not say %q:\n%s", w, out)
+		}
+	}
+	var built []string
+	for _, c := range builds(calls(t, log)) {
+		built = append(built, strings.Join(c, " "))
+	}
+	all := strings.Join(built, "\n")
+	if len(built) != 2 || !strings.Contains(all, "cuda-11.2-base") || !strings.Contains(all, "tf-2.8") || strings.Contains(all, "cuda-10.2") {
+		t.Errorf("builds:\n%s\nwant gpu-cuda-112-base and tf28-gpu only", all)
+	}
+
+	// With a mirror that may hold a copy, the build is attempted.
+	log = fakeDocker(t, "")
+	e, out = testEnv(t, repoRoot, map[string]string{"PUSH": "1", "ALLOW_DIRTY": "1", "REGISTRY_MIRRORS": "docker.io=mirror.example:5000"})
+	if err := e.Build(context.Background(), []string{"tf1-gpu"}, plan.Build); err != nil {
+		t.Fatalf("with a mirror: %v\n%s", err, out)
+	}
+	if n := len(builds(calls(t, log))); n != 2 {
+		t.Errorf("with a mirror: %d builds, want 2", n)
+	}
+}

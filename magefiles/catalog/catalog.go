@@ -47,6 +47,11 @@ type Image struct {
 	Base string
 	// From is the external image a base (or the ROCm image) starts from.
 	From string
+	// FromGone, when set, says that From no longer exists where it was
+	// published, and since when: such an image builds only from a copy on a
+	// registry mirror (REGISTRY_MIRRORS), and the tool says so before
+	// anything is built.
+	FromGone string
 	// MultiArch images are built for linux/amd64 and linux/arm64 unless WITH_MPI=1.
 	MultiArch bool
 	// NGC images are also published to the NGC registry.
@@ -84,10 +89,18 @@ func cudaBase(name, cuda, from, python, ubuntu string) Image {
 	}
 }
 
+// cuda102Base is built FROM a CUDA image NVIDIA has deleted (docs/images.md,
+// "Base images that are gone").
+func cuda102Base() Image {
+	img := cudaBase("gpu-cuda-102-base", "10.2", "nvidia/cuda:10.2-cudnn7-devel-ubuntu18.04", "3.7.11", "ubuntu18.04")
+	img.FromGone = "NVIDIA deleted it from Docker Hub and NGC in 2023 (end-of-life CUDA tags are removed under its container support policy)"
+	return img
+}
+
 var images = []Image{
 	pyBase("cpu-py-37-base", "3.7", "3.7.11", false),
 	pyBase("cpu-py-38-base", "3.8", "3.8.12", true),
-	cudaBase("gpu-cuda-102-base", "10.2", "nvidia/cuda:10.2-cudnn7-devel-ubuntu18.04", "3.7.11", "ubuntu18.04"),
+	cuda102Base(),
 	cudaBase("gpu-cuda-111-base", "11.1", "nvidia/cuda:11.1.1-cudnn8-devel-ubuntu20.04", "3.8.12", "ubuntu20.04"),
 	cudaBase("gpu-cuda-112-base", "11.2", "nvidia/cuda:11.2.2-cudnn8-devel-ubuntu20.04", "3.8.12", "ubuntu20.04"),
 	cudaBase("gpu-cuda-113-base", "11.3", "nvidia/cuda:11.3.1-cudnn8-devel-ubuntu20.04", "3.8.12", "ubuntu20.04"),

@@ -38,15 +38,11 @@ func TestBuildSlotsBoundHeavyStepsAcrossBuilds(t *testing.T) {
 func buildSlotsOn(t *testing.T, builder string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bins, err := standinBinaries(ctx)
+	tools, err := loadInstallPlanTools(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	standin, err := os.ReadFile(filepath.Join(rootDir, "magefiles", "e2e", "testdata", "installplan", "standin.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := pushInstallPlanBase(ctx, "ubuntu:20.04", bins, string(standin))
+	base, err := pushInstallPlanBase(ctx, "ubuntu:20.04", tools)
 	if err != nil {
 		t.Fatal(err)
 	}

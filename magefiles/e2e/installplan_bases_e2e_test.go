@@ -35,7 +35,7 @@ import (
 // standinTools are linked to the stand-in in /usr/local/bin, ahead of
 // busybox's applets in PATH.
 var standinTools = []string{
-	"apt-get", "dpkg", "unattended-upgrade", "curl", "wget", "git", "gpg", "sha256sum",
+	"apt-get", "dpkg", "unattended-upgrade", "curl", "wget", "git", "gpg", "sha256sum", "md5sum",
 	"make", "cc", "gcc", "g++", "ldconfig", "groupadd", "useradd", "getent", "install", "conda-installer",
 }
 
@@ -136,8 +136,58 @@ func layerOf(entries []tarEntry) (v1.Layer, error) {
 		tarball.WithMediaType(types.OCILayer))
 }
 
+// standinData are the recorded indexes the stand-in answers from
+// (testdata/installplan/{apt,pypi,conda}), by their path under
+// /usr/local/share/installplan.
+func standinData() (map[string]string, error) {
+	dir := filepath.Join(rootDir, "magefiles", "e2e", "testdata", "installplan")
+	out := map[string]string{}
+	for _, sub := range []string{"apt", "pypi", "conda"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			out[sub+"/"+e.Name()] = string(b)
+		}
+	}
+	return out, nil
+}
+
+// installPlanTools is what every install-plan stand-in base gets besides
+// its kind's files: the static programs per architecture, the stand-in
+// script and its recorded indexes.
+type installPlanTools struct {
+	bins    map[string]archBinaries
+	standin string
+	data    map[string]string
+}
+
+// loadInstallPlanTools reads the stand-in script and its indexes and builds
+// the static programs.
+func loadInstallPlanTools(ctx context.Context) (installPlanTools, error) {
+	standin, err := os.ReadFile(filepath.Join(rootDir, "magefiles", "e2e", "testdata", "installplan", "standin.sh"))
+	if err != nil {
+		return installPlanTools{}, err
+	}
+	bins, err := standinBinaries(ctx)
+	if err != nil {
+		return installPlanTools{}, err
+	}
+	data, err := standinData()
+	if err != nil {
+		return installPlanTools{}, err
+	}
+	return installPlanTools{bins: bins, standin: string(standin), data: data}, nil
+}
+
 // standinLayer is the layer added to the stack's stand-in for ref on arch.
-func standinLayer(k baseKind, arch string, bins archBinaries, standin string) []tarEntry {
+func standinLayer(k baseKind, arch string, tools installPlanTools) []tarEntry {
+	bins, standin := tools.bins[arch], tools.standin
 	dirs := func(names ...string) []tarEntry {
 		var out []tarEntry
 		for _, n := range names {
@@ -158,6 +208,11 @@ func standinLayer(k baseKind, arch string, bins archBinaries, standin string) []
 	)
 	for _, t := range standinTools {
 		es = append(es, tarEntry{name: "usr/local/bin/" + t, link: "/usr/local/bin/standin", mode: 0o777})
+	}
+	es = append(es, dirs("usr/local/share/installplan", "usr/local/share/installplan/apt",
+		"usr/local/share/installplan/pypi", "usr/local/share/installplan/conda")...)
+	for p, content := range tools.data {
+		es = append(es, tarEntry{name: "usr/local/share/installplan/" + p, content: content, mode: 0o644})
 	}
 	if k.cuda {
 		es = append(es, dirs("usr/local/cuda", "usr/local/cuda/bin", "usr/local/cuda/lib64", "usr/local/cuda/targets",
@@ -198,7 +253,7 @@ func standinEnv(k baseKind) []string {
 
 // pushInstallPlanBase pushes the install-plan stand-in for ref (a FROM
 // value of the recipes) to the Mirror and returns its reference there.
-func pushInstallPlanBase(ctx context.Context, ref string, bins map[string]archBinaries, standin string) (string, error) {
+func pushInstallPlanBase(ctx context.Context, ref string, tools installPlanTools) (string, error) {
 	idx, err := stack.StandInIndex(ctx, stk.Tools())
 	if err != nil {
 		return "", err
@@ -214,7 +269,7 @@ func pushInstallPlanBase(ctx context.Context, ref string, bins map[string]archBi
 		if err != nil {
 			return "", err
 		}
-		layer, err := layerOf(standinLayer(k, m.Platform.Architecture, bins[m.Platform.Architecture], standin))
+		layer, err := layerOf(standinLayer(k, m.Platform.Architecture, tools))
 		if err != nil {
 			return "", err
 		}

@@ -58,11 +58,7 @@ func TestInstallPlan(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	start := time.Now()
-	standin, err := os.ReadFile(filepath.Join(rootDir, "magefiles", "e2e", "testdata", "installplan", "standin.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, err := standinBinaries(ctx)
+	tools, err := loadInstallPlanTools(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +108,7 @@ func TestInstallPlan(t *testing.T) {
 			if sp.Base == "" {
 				from := buildArg(sp, "BASE_IMAGE")
 				if standins[from] == "" {
-					if standins[from], err = pushInstallPlanBase(ctx, from, bins, string(standin)); err != nil {
+					if standins[from], err = pushInstallPlanBase(ctx, from, tools); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -62,8 +62,8 @@ func parseCalls(s string) []call {
 // constraints file taken out: what it installs.
 type pipInstall struct {
 	call
-	reqs       []string
-	constraint string
+	reqs        []string
+	constraints []string // base names of the --constraint files
 }
 
 func pipInstalls(calls []call) []pipInstall {
@@ -78,7 +78,7 @@ func pipInstalls(calls []call) []pipInstall {
 			case "--no-cache-dir", "--disable-pip-version-check":
 			case "--constraint":
 				if i+1 < len(c.args) {
-					p.constraint = c.args[i+1]
+					p.constraints = append(p.constraints, filepath.Base(c.args[i+1]))
 					i++
 				}
 			default:
@@ -252,7 +252,8 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 	t.Helper()
 	arch := platform[strings.LastIndex(platform, "/")+1:]
 	files := imageFiles(t, img, callsLog, "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
-		"/etc/apt/sources.list.d/google-cloud-sdk.list")
+		"/etc/apt/sources.list.d/google-cloud-sdk.list", "/var/lib/installplan/python-version",
+		"/var/lib/installplan/site/pillow", "/var/lib/installplan/site/pydantic")
 	tree := imageTree(t, img)
 	calls := parseCalls(files[callsLog])
 	pc := &planCheck{t: t, where: sp.Image.Name + " " + platform, calls: calls, pips: pipInstalls(calls)}
@@ -348,11 +349,23 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 			pc.want("sha256sum", "the Miniconda installer's checksum", func(c call) bool {
 				return strings.Contains(strings.Join(c.args, " "), "1ea2f885b4dbc3098662845560bc64271eb17085387a70c2ba3f29fff6f8d52f")
 			})
+		} else {
+			pc.want("md5sum", "the Miniforge installer's checksum (the previous images checked its md5)", func(c call) bool {
+				return strings.Contains(strings.Join(c.args, " "), "85d7ea630bb91259bf09f6d52a5ec1c4")
+			})
 		}
 		pc.want("conda-installer", "conda installed into /opt/conda", hasArgs("-b", "-p", "/opt/conda"))
 		pc.want("conda", "conda's Python pinned", hasArgs("install", "-y", "python="+basePins["PYTHON_VERSION"]))
 		pc.want("conda", "conda update --all", hasArgs("update", "-y", "--all"))
 		pc.want("conda", "conda clean", hasArgs("clean", "--all", "-f", "-y"))
+		// The stand-in conda's update --all moves Python to the newest patch
+		// unless it is pinned, as conda 4.10's solver does.
+		if got := strings.TrimSpace(files["/var/lib/installplan/python-version"]); got != basePins["PYTHON_VERSION"] {
+			pc.errorf("conda's Python is %q after conda update --all, want %s", got, basePins["PYTHON_VERSION"])
+		}
+		if _, ok := tree["/opt/conda/conda-meta/pinned"]; ok {
+			pc.errorf("/opt/conda/conda-meta/pinned stays in the image (the previous images had none)")
+		}
 		if h, ok := tree["/etc/determined/conda.d"]; !ok || h.Typeflag != tar.TypeDir {
 			pc.errorf("/etc/determined/conda.d is missing")
 		}
@@ -376,7 +389,7 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 		if slices.Contains(p.reqs, "--upgrade") && strings.HasPrefix(strings.Join(p.reqs, " "), "--upgrade pip==") {
 			continue // pip itself, before any package
 		}
-		if filepath.Base(p.constraint) != "pip-constraints.txt" {
+		if !slices.Contains(p.constraints, "pip-constraints.txt") {
 			pc.errorf("pip install %s runs without pip-constraints.txt (protobuf would not be capped)", strings.Join(p.reqs, " "))
 		}
 	}
@@ -448,7 +461,7 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 
 	// The framework stages.
 	if im.Stage == "framework" || rocm {
-		pc.want("apt-get", "the Google Cloud SDK", hasArgs("install", "google-cloud-sdk"))
+		pc.want("apt-get", "the Google Cloud SDK (google-cloud-cli: google-cloud-sdk has no installation candidate)", hasArgs("install", "google-cloud-cli"))
 		pc.want("gpg", "Google's apt key as a keyring", hasArgs("--dearmor", "-o", "/usr/share/keyrings/cloud.google.gpg"))
 		if !strings.Contains(files["/etc/apt/sources.list.d/google-cloud-sdk.list"],
 			"deb [signed-by=/usr/share/keyrings/cloud.google.gpg] https://packages.cloud.google.com/apt cloud-sdk main") {
@@ -469,6 +482,13 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 				return len(c.args) > 1 && c.args[len(c.args)-2] == "-r" && filepath.Base(c.args[len(c.args)-1]) == "additional-requirements.txt"
 			})
 		}
+		// torch 1.10 and 1.12's TensorBoard image summaries call
+		// Image.ANTIALIAS, which Pillow 10 removed.
+		if strings.Contains(pins["TORCH_PIP"], "torch==1.1") {
+			if v := strings.TrimSpace(files["/var/lib/installplan/site/pillow"]); v == "" || !versionBelow(v, 10) {
+				pc.errorf("Pillow %q is installed with %s, want below 10", v, strings.Fields(pins["TORCH_PIP"])[0])
+			}
+		}
 		checkHorovod(pc, pins, cuda, rocm, mpi, nccl)
 		if v := pins["APEX_GIT"]; v != "" {
 			p := pc.pip("apex with its C++ and CUDA extensions", "--no-build-isolation",
@@ -480,6 +500,12 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 			pc.pip("triton for sparse attention", "triton==1.0.0")
 			p := pc.pip("DeepSpeed with all ops prebuilt", append([]string{"--no-binary", "deepspeed"}, strings.Fields(v)...)...)
 			pc.envIs(p, "DS_BUILD_OPS", "1")
+			if p != nil && !slices.Contains(p.constraints, "deepspeed-constraints.txt") {
+				pc.errorf("DeepSpeed is installed without deepspeed-constraints.txt (pydantic 2 would come): %v", p.constraints)
+			}
+			if v := strings.TrimSpace(files["/var/lib/installplan/site/pydantic"]); v == "" || !strings.HasPrefix(v, "1.") {
+				pc.errorf("pydantic %q is installed with DeepSpeed, want 1.x (deepspeed 0.8.3 fails to import with pydantic 2)", v)
+			}
 			pc.envIs(p, "TORCH_CUDA_ARCH_LIST", pins["TORCH_CUDA_ARCH_LIST"])
 			pc.want("python", "DeepSpeed's env report", hasArgs("-m", "deepspeed.env_report"))
 		} else {
@@ -675,4 +701,13 @@ func buildArgOfBase(t *testing.T, sp plan.Spec) string {
 		img = b
 	}
 	return img.From
+}
+
+// versionBelow reports whether version's major number is below major.
+func versionBelow(version string, major int) bool {
+	var m int
+	if _, err := fmt.Sscanf(version, "%d", &m); err != nil {
+		return false
+	}
+	return m < major
 }

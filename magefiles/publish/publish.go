@@ -94,10 +94,14 @@ type publisher struct {
 	// signer signs every published image (SIGNING_KEY); nil in dry runs.
 	signer *sign.Signer
 
-	// external maps each external image to its digest (resolveExternal).
+	// external maps each external image to its digest (resolveExternal);
+	// gone maps each one that does not exist to the error saying so.
 	external map[string]string
 	// inputs checks the external inputs first (CHECK_INPUTS=1), or is nil.
 	inputs *inputs.Checker
+	gone     map[string]error
+	// specs are the planned images, in plan order.
+	specs []plan.Spec
 
 	mu      sync.Mutex
 	digests map[string]string // image -> digest published in this run (see pin)
@@ -176,6 +180,7 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 	if err != nil {
 		return nil, err
 	}
+	p.specs = specs
 	if err := checkNGCTarget(s, p.ngc, specs); err != nil {
 		return nil, err
 	}
@@ -295,6 +300,9 @@ func errString(err error) string {
 // build and push. It returns the digest and the result so far.
 func (p *publisher) pushImage(ctx context.Context, sp plan.Spec, ent *ImageReport) (string, Result, error) {
 	s := p.e.Settings
+	if err := p.goneBase(sp, p.specs); err != nil {
+		return "", "", err
+	}
 	sp, err := p.pin(sp)
 	if err != nil {
 		return "", "", err

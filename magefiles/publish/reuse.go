@@ -51,10 +51,26 @@ func (p *publisher) resolveExternal(ctx context.Context, specs []plan.Spec) erro
 		}()
 	}
 	wg.Wait()
+	// An external image that does not exist stops only the images on it
+	// (GoneBaseError, said here, before anything is built).
+	p.gone = map[string]error{}
+	for i, ref := range refs {
+		if errors.Is(errs[i], registry.ErrNotFound) {
+			p.gone[ref], errs[i] = errs[i], nil
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	for _, sp := range specs {
+		if err := p.goneBase(sp, specs); err != nil {
+			p.status().Fail("%v", err)
+		}
+	}
 	for i, ref := range refs {
+		if _, gone := p.gone[ref]; gone {
+			continue
+		}
 		p.external[ref] = digests[i]
 		if !p.dry {
 			p.status().Info("%s is %s", ref, digests[i])

@@ -7,9 +7,24 @@
 # afterwards: a file where a download was asked for, a source tree in a
 # downloaded tarball or clone, users in /etc/passwd, conda's bin directory.
 #
-# Like the real tools it refuses what would fail for real:
+# Like the real tools it refuses what would fail for real, and where the
+# outside world decides what an install gets, it answers as that world does
+# today, from the recorded indexes in /usr/local/share/installplan
+# (testdata/installplan/{apt,pypi,conda}):
 #   - apt-get update with an NVIDIA CUDA list left in sources.list.d (the
 #     2022 key rotation makes it fail), apt-get install without lists;
+#   - apt-get install of a package that is not in the recorded package lists
+#     of the archives apt-get update saw (Ubuntu's suite by
+#     /etc/os-release, Google's cloud-sdk repository when its source is
+#     listed): "Unable to locate package" / "has no installation candidate";
+#   - conda update --all moves Python to the newest patch of its minor
+#     series (conda 4.10's classic solver) unless conda-meta/pinned or
+#     --freeze-installed holds it;
+#   - pip resolves the packages of the recorded PyPI index (pypi/index:
+#     versions and dependencies) to the newest version allowed by the
+#     requirement and every --constraint file, as pip does, and keeps what is
+#     installed in /var/lib/installplan/site; python -m deepspeed.env_report
+#     fails with pydantic 2 installed, as deepspeed 0.8.3 does;
 #   - a tool from a package that was not installed (make, gcc, git, curl,
 #     wget, gpg, unattended-upgrade): "command not found";
 #   - libfabric's configure --enable-verbs without libibverbs-dev and
@@ -22,6 +37,7 @@ set -euo pipefail
 
 log=/var/log/installplan/calls
 state=/var/lib/installplan
+data=/usr/local/share/installplan
 tool="$(basename "$0")"
 mkdir -p "$(dirname "${log}")" "${state}/dpkg"
 
@@ -105,6 +121,158 @@ download() {
     esac
 }
 
+# vlt A B: true if version A < version B (dot-separated numbers; other
+# characters in a part are ignored).
+vlt() {
+    local IFS=.
+    local -a a b
+    read -ra a <<<"$1"
+    read -ra b <<<"$2"
+    local i n=$((${#a[@]} > ${#b[@]} ? ${#a[@]} : ${#b[@]})) x y
+    for ((i = 0; i < n; i++)); do
+        x="${a[i]:-0}" y="${b[i]:-0}"
+        x="${x//[!0-9]/}" y="${y//[!0-9]/}"
+        x="${x:-0}" y="${y:-0}"
+        if ((10#${x} < 10#${y})); then return 0; fi
+        if ((10#${x} > 10#${y})); then return 1; fi
+    done
+    return 1
+}
+
+# satisfies VERSION SPECS: true if VERSION meets every comma-separated PEP 440
+# specifier of SPECS (==, !=, <=, >=, <, >, ~=; ==X.* and !=X.* prefixes).
+satisfies() {
+    local v="$1" spec w specs
+    IFS=',' read -ra specs <<<"$2"
+    for spec in "${specs[@]}"; do
+        spec="${spec// /}"
+        case "${spec}" in
+        "") ;;
+        "=="*)
+            w="${spec#==}"
+            if [[ "${w}" == *'.*' ]]; then [[ "${v}." == "${w%\*}"* ]] || return 1; else [[ "${v}" == "${w}" ]] || return 1; fi
+            ;;
+        "!="*)
+            w="${spec#!=}"
+            if [[ "${w}" == *'.*' ]]; then [[ "${v}." != "${w%\*}"* ]] || return 1; else [[ "${v}" != "${w}" ]] || return 1; fi
+            ;;
+        "<="*) if vlt "${spec#<=}" "${v}"; then return 1; fi ;;
+        ">="*) if vlt "${v}" "${spec#>=}"; then return 1; fi ;;
+        "~="*)
+            w="${spec#~=}"
+            if vlt "${v}" "${w}"; then return 1; fi
+            [[ "${v}" == "${w%.*}".* ]] || return 1
+            ;;
+        "<"*) vlt "${v}" "${spec#<}" || return 1 ;;
+        ">"*) vlt "${spec#>}" "${v}" || return 1 ;;
+        esac
+    done
+}
+
+# norm NAME: a Python project name as pip compares them.
+norm() {
+    local n="${1,,}"
+    n="${n//_/-}"
+    printf '%s' "${n//./-}"
+}
+
+# pip_constraints FILE...: the name<TAB>specs lines of constraint files.
+pip_constraints() {
+    local f line name
+    for f in "$@"; do
+        while IFS= read -r line || [[ -n "${line}" ]]; do
+            line="${line%%#*}"
+            line="${line// /}"
+            [[ -n "${line}" ]] || continue
+            name="${line%%[<>=!~\[;]*}"
+            printf '%s\t%s\n' "$(norm "${name}")" "${line#"${name}"}"
+        done <"${f}"
+    done
+}
+
+# pip_resolve NAME SPECS: installs NAME (and its recorded dependencies) at
+# the newest version of the recorded index allowed by SPECS and the
+# constraints in ${constraints}; keeps an installed version that is allowed.
+# A project not in the index is recorded with its pinned version, if any.
+pip_resolve() {
+    local name="$1" spec="$2" cons="" have="" v pick="" versions=() line dep
+    cons="$(printf '%s\n' "${constraints}" | awk -F'\t' -v n="${name}" '$1 == n { printf "%s,", $2 }')"
+    if [[ -e "${state}/site/${name}" ]]; then
+        have="$(cat "${state}/site/${name}")"
+    fi
+    line="$(grep -E "^${name} " "${data}/pypi/index" 2>/dev/null | head -n 1 || true)"
+    if [[ -z "${line}" ]]; then
+        pick="${spec#==}"
+        if [[ "${spec}" != ==* ]]; then pick="${have:-unpinned}"; fi
+    elif [[ -n "${have}" ]] && satisfies "${have}" "${spec},${cons}"; then
+        return 0
+    else
+        read -ra versions <<<"${line#* }"
+        for v in "${versions[@]}"; do
+            if satisfies "${v}" "${spec},${cons}"; then pick="${v}"; fi
+        done
+        if [[ -z "${pick}" ]]; then
+            echo "ERROR: Could not find a version that satisfies the requirement ${name}${spec} (constraints: ${cons:-none}) (from versions: ${versions[*]})" >&2
+            echo "ERROR: No matching distribution found for ${name}${spec}" >&2
+            exit 1
+        fi
+    fi
+    echo "${pick}" >"${state}/site/${name}"
+    while IFS= read -r dep; do
+        [[ -n "${dep}" ]] || continue
+        local dname="${dep%%[<>=!~]*}"
+        pip_resolve "$(norm "${dname}")" "${dep#"${dname}"}"
+    done < <(awk -v n="${name}" '$1 == ">" && $2 == n { for (i = 3; i <= NF; i++) print $i }' "${data}/pypi/index")
+}
+
+# pip_install_reqs ARGS...: the arguments of `pip install`: requirements,
+# -r files, --constraint files and pip options.
+pip_install_reqs() {
+    local reqs=() files=() a
+    while (($# > 0)); do
+        a="$1"
+        case "${a}" in
+        --constraint | -c) files+=("$2"); shift ;;
+        -r | --requirement)
+            while IFS= read -r line || [[ -n "${line}" ]]; do
+                line="${line%%#*}"
+                line="${line// /}"
+                [[ -n "${line}" ]] && reqs+=("${line}")
+            done <"$2"
+            shift
+            ;;
+        -f | --find-links | --no-binary | --only-binary | --index-url | --extra-index-url) shift ;;
+        -*) ;;
+        *) reqs+=("${a}") ;;
+        esac
+        shift
+    done
+    constraints="$(pip_constraints "${files[@]}")"
+    mkdir -p "${state}/site"
+    local r name spec base
+    for r in "${reqs[@]}"; do
+        case "${r}" in
+        git+*)
+            base="${r%@*}"
+            base="$(basename "${base}")"
+            name="${base%.git}" spec=""
+            ;;
+        http*://*.whl)
+            base="$(basename "${r}")"
+            name="${base%%-*}"
+            base="${base#*-}"
+            spec="==${base%%-*}"
+            ;;
+        *)
+            name="${r%%[<>=!~\[;]*}"
+            spec="${r#"${name}"}"
+            spec="${spec#\[*\]}"
+            ;;
+        esac
+        pip_resolve "$(norm "${name}")" "${spec}"
+    done
+}
+
 case "${tool}" in
 apt-get)
     record "$@"
@@ -123,14 +291,30 @@ apt-get)
             echo "E: The repository 'https://developer.download.nvidia.com/compute/cuda/repos InRelease' is not signed." >&2
             exit 100
         fi
+        # The package lists of the archives the sources name, as recorded.
         mkdir -p /var/lib/apt/lists
-        touch /var/lib/apt/lists/stand-in
+        suite=focal
+        if grep -qs 'VERSION_ID="18.04"' /etc/os-release; then suite=bionic; fi
+        cat "${data}/apt/ubuntu-${suite}.list" >/var/lib/apt/lists/stand-in
+        if grep -rqs 'packages.cloud.google.com/apt cloud-sdk' /etc/apt/sources.list.d/; then
+            cat "${data}/apt/cloud-sdk.list" >>/var/lib/apt/lists/stand-in
+        fi
         ;;
     install)
         if [[ ! -e /var/lib/apt/lists/stand-in ]]; then
             echo "E: Unable to locate package ${pkgs[0]:-} (stand-in: no apt-get update since the lists were removed)" >&2
             exit 100
         fi
+        for p in "${pkgs[@]}"; do
+            if grep -qxF -- "!${p}" /var/lib/apt/lists/stand-in; then
+                echo "E: Package '${p}' has no installation candidate" >&2
+                exit 100
+            fi
+            if ! grep -qxF -- "${p}" /var/lib/apt/lists/stand-in; then
+                echo "E: Unable to locate package ${p}" >&2
+                exit 100
+            fi
+        done
         for p in "${pkgs[@]}"; do
             touch "${state}/dpkg/${p}"
             case "${p}" in
@@ -250,18 +434,29 @@ conda-installer)
         if [[ "$1" == -p ]]; then prefix="$2"; shift; fi
         shift
     done
-    mkdir -p "${prefix}/bin"
+    mkdir -p "${prefix}/bin" "${prefix}/conda-meta"
     for t in conda python python3 pip pip3; do
         ln -sf /usr/local/bin/standin "${prefix}/bin/${t}"
     done
     ;;
 conda)
     record "$@"
+    prefix="$(dirname "$(dirname "$0")")"
     for a in "$@"; do
         case "${a}" in
         python=*) echo "${a#python=}" >"${state}/python-version" ;;
         esac
     done
+    if [[ "${1:-}" == update && " $* " == *" --all "* && " $* " != *" --freeze-installed "* ]]; then
+        # The classic solver takes the newest Python of the same minor
+        # series (conda/python-versions), unless a pin holds it.
+        have="$(cat "${state}/python-version")"
+        pin="$(awk '$1 == "python" { $1 = ""; print }' "${prefix}/conda-meta/pinned" 2>/dev/null | tr -d ' =' || true)"
+        newest="$(awk -v m="${have%.*}" '$1 == m { print $2 }' "${data}/conda/python-versions")"
+        if [[ "${pin}" != "${have}" && -n "${newest}" ]]; then
+            echo "${newest}" >"${state}/python-version"
+        fi
+    fi
     ;;
 python | python3 | pip | pip3)
     record "$@"
@@ -271,7 +466,16 @@ python | python3 | pip | pip3)
         fi
         exit 0
     fi
+    if [[ "${1:-} ${2:-}" == "-m deepspeed.env_report" ]]; then
+        pydantic="$(cat "${state}/site/pydantic" 2>/dev/null || true)"
+        if [[ -n "${pydantic}" ]] && ! vlt "${pydantic}" 2; then
+            echo "pydantic.errors.PydanticImportError: deepspeed's config (pydantic ${pydantic}): deepspeed 0.8.3 needs pydantic<2 (stand-in)" >&2
+            exit 1
+        fi
+        exit 0
+    fi
     if [[ "${1:-} ${2:-} ${3:-}" == "-m pip install" ]]; then
+        pip_install_reqs "${@:4}"
         for a in "$@"; do
             case "${a}" in
             horovod*) ln -sf /usr/local/bin/standin "$(dirname "$0")/horovodrun" ;;
@@ -300,7 +504,7 @@ gpg)
         prev="${a}"
     done
     ;;
-sha256sum)
+sha256sum | md5sum)
     # The stand-in downloads cannot match: record what was checked, pass.
     want="$(cat)"
     record "$@" "${want}"
