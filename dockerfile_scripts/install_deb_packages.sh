@@ -2,8 +2,7 @@
 # Installs the OS packages of every image, as the previous images had them:
 # build tools, ssh client and server, Kerberos and NFS clients, daemontools,
 # NUMA and PMI2 (Slurm) libraries; on CUDA images the InfiniBand verbs
-# runtime; the verbs and RDMA CM headers that UCX and libfabric build against.
-# Then one unattended-upgrade run. Every image gets its own ssh host keys at
+# runtime (MOFED brings the verbs headers that UCX builds against). Then one unattended-upgrade run. Every image gets its own ssh host keys at
 # runtime: the keys made by openssh-server's installation are deleted.
 # Usage: install_deb_packages.sh [EXTRA_PACKAGE...]
 set -euo pipefail
@@ -27,9 +26,7 @@ packages=(
     daemontools
     git
     krb5-user
-    libibverbs-dev
     libkrb5-dev
-    librdmacm-dev
     libssl-dev
     libtool
     make

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds libfabric (OFI) into /container/ofi unless it is already there. Used
-# by install_mpi.sh when WITH_OFI=1. The verbs provider needs the verbs and
-# RDMA CM headers (libibverbs-dev, librdmacm-dev: install_deb_packages.sh).
+# by install_mpi.sh when WITH_OFI=1. As in the previous images, without the
+# verbs and EFA providers (they had no verbs headers to build them against;
+# EFA needs rdma-core 27 or later): tcp, sockets, udp, shm and the others
+# libfabric builds by default. A vendor libfabric on the host replaces this
+# one at run time (scrape_libs.sh).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,7 +23,7 @@ fetch "https://github.com/ofiwg/libfabric/releases/download/v${LIBFABRIC_VERSION
 tar -xjf "${work}/libfabric.tar.bz2" -C "${work}"
 (
     cd "${work}/libfabric-${LIBFABRIC_VERSION}"
-    ./configure --prefix="${PREFIX}" --enable-verbs --enable-efa --enable-tcp --enable-sockets
+    ./configure --prefix="${PREFIX}" --disable-verbs --disable-efa
     make -j "$(make_jobs)"
     make install
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs a built libnss_determined.so.2 into the system library directory,
-# refreshes the loader cache and lists the "determined" service after
-# "files" in /etc/nsswitch.conf for passwd, group and shadow.
+# refreshes the loader cache and lists the "determined" service first in
+# /etc/nsswitch.conf for passwd, group and shadow (nsswitch_add_determined.sh).
 # The Dockerfiles build the library first, from the directory that holds
 # dockerfile_scripts/, with exactly:
 #   cc -shared -fPIC -Wall -Werror -O2 -o libnss_determined.so.2 dockerfile_scripts/libnss_determined/*.c

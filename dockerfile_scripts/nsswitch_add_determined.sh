@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Adds the "determined" NSS service to the passwd, group and shadow lines of
-# an nsswitch.conf: right after "files" (or "compat"), else at the end of the
-# line; a missing line becomes "DB: files determined". Idempotent: a line that
-# already lists "determined" is left as it is.
+# an nsswitch.conf, first, as the 0.22.1 images had it: on OpenShift the
+# running UID is appended to /etc/passwd, and the entry Determined injects
+# (/run/determined/etc) must win over it. A missing line becomes
+# "DB: determined files". Idempotent: a line that already lists
+# "determined" is left as it is.
 # Usage: nsswitch_add_determined.sh [/etc/nsswitch.conf]
 set -euo pipefail
 
@@ -20,18 +22,13 @@ awk '
         if (!(db in want) || $1 !~ /:$/) { print; next }
         seen[db] = 1
         for (i = 2; i <= NF; i++) if ($i == "determined") { print; next }
-        line = $1
-        added = 0
-        for (i = 2; i <= NF; i++) {
-            line = line " " $i
-            if (!added && ($i == "files" || $i == "compat")) { line = line " determined"; added = 1 }
-        }
-        if (!added) line = line " determined"
+        line = $1 " determined"
+        for (i = 2; i <= NF; i++) line = line " " $i
         print line
     }
     END {
         split("passwd group shadow", order, " ")
-        for (k = 1; k <= 3; k++) if (!(order[k] in seen)) print order[k] ": files determined"
+        for (k = 1; k <= 3; k++) if (!(order[k] in seen)) print order[k] ": determined files"
     }
 ' "${conf}" >"${tmp}"
 cat "${tmp}" >"${conf}"

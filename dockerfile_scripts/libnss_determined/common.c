@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,44 @@ enum nss_status nssdet_scan(FILE *fp, nssdet_line_fn fn, void *arg, int rewind_o
     return status;
 }
 
+void nssdet_debug(const char *fmt, ...)
+{
+    const char *on = secure_getenv("LIBNSS_DETERMINED_DEBUG");
+    if (on == NULL || on[0] == '\0')
+        return;
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("libnss_determined: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    errno = saved;
+}
+
+const char *nssdet_status_name(enum nss_status status)
+{
+    switch (status) {
+    case NSS_STATUS_SUCCESS:
+        return "SUCCESS";
+    case NSS_STATUS_NOTFOUND:
+        return "NOTFOUND";
+    case NSS_STATUS_UNAVAIL:
+        return "UNAVAIL";
+    case NSS_STATUS_TRYAGAIN:
+        return "TRYAGAIN";
+    case NSS_STATUS_RETURN:
+        return "RETURN";
+    }
+    return "?";
+}
+
 static FILE *open_db(const char *path, enum nss_status *status, int *errnop)
 {
     FILE *fp = fopen(path, "re");
     if (fp != NULL)
         return fp;
+    nssdet_debug("%s: cannot open: %s", path, strerror(errno));
     if (errno == ENOENT || errno == ENOTDIR) {
         *errnop = ENOENT;
         *status = NSS_STATUS_NOTFOUND;
@@ -75,6 +109,7 @@ enum nss_status nssdet_lookup(const char *path, nssdet_line_fn fn, void *arg, in
         return status;
     status = nssdet_scan(fp, fn, arg, 0, errnop);
     fclose(fp);
+    nssdet_debug("%s: lookup -> %s", path, nssdet_status_name(status));
     return status;
 }
 

@@ -7,9 +7,15 @@
  *   /run/determined/etc/group    (group(5) format)
  *   /run/determined/etc/shadow   (shadow(5) format)
  *
- * Enable it with "determined" after "files" in /etc/nsswitch.conf. A missing
- * file, or a malformed line, is never an error: the file or line is treated
- * as if it held no entry (NSS_STATUS_NOTFOUND / skipped).
+ * The images list "determined" first on the passwd, group and shadow lines of
+ * /etc/nsswitch.conf (as the 0.22.1 images did: OpenShift appends the running
+ * UID to /etc/passwd, and Determined's entry must win). A missing file, or a
+ * malformed line, is never an error: the file or line is treated as if it
+ * held no entry (NSS_STATUS_NOTFOUND / skipped).
+ *
+ * LIBNSS_DETERMINED_DEBUG set to a non-empty value (in the environment of a
+ * process that is not setuid) makes every lookup print one line on stderr:
+ * "libnss_determined: <file>: <what> -> <result>".
  *
  * Internal declarations shared by the per-database sources. Only the
  * _nss_determined_* entry points are exported from the shared object.
@@ -62,6 +68,13 @@ NSSDET_HIDDEN enum nss_status nssdet_scan(FILE *fp, nssdet_line_fn fn, void *arg
  * because it does not exist yields NSS_STATUS_NOTFOUND; any other open
  * error yields NSS_STATUS_UNAVAIL with *errnop set.
  */
+/* nssdet_debug prints "libnss_determined: " and the message on stderr when
+ * LIBNSS_DETERMINED_DEBUG is set and not empty. */
+NSSDET_HIDDEN void nssdet_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* nssdet_status_name is "SUCCESS", "NOTFOUND", "UNAVAIL" or "TRYAGAIN". */
+NSSDET_HIDDEN const char *nssdet_status_name(enum nss_status status);
+
 NSSDET_HIDDEN enum nss_status nssdet_lookup(const char *path, nssdet_line_fn fn, void *arg,
                                             int *errnop);
 

@@ -48,7 +48,7 @@ func argMap(args []catalog.Arg) map[string]string {
 func TestBakeFileFollowsThePlan(t *testing.T) {
 	for _, env := range []map[string]string{
 		{"DOCKERHUB_REGISTRY": "127.0.0.1:5000/determinedai", "REGISTRY_REPO": "bench-bake-1", "RECIPES_DIR": "."},
-		{"WITH_MPI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1", "RECIPES_DIR": "recipes"},
+		{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1", "RECIPES_DIR": "recipes"},
 	} {
 		specs := publishSpecs(t, env)
 		b, err := BakeFile(specs)

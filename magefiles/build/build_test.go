@@ -20,7 +20,7 @@ var repoRoot = filepath.Join("..", "..")
 
 var allVariants = []map[string]string{
 	{}, {"WITH_MPI": "1"}, {"WITH_MPI": "1", "WITH_OFI": "1"}, {"WITH_MPI": "1", "WITH_NCCL": "1"},
-	{"WITH_MPI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"}, {"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"},
+	{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1"}, {"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"},
 	{"CACHE": "registry"},
 }
 
@@ -317,7 +317,7 @@ func TestSecretsReachTheBuildOnlyThroughSecretMounts(t *testing.T) {
 	t.Setenv("INTERNAL_AWS_DS", secret)
 	t.Setenv("INTERNAL_AWS_PATH", "trace/plugin.tar.gz")
 	root := gitCheckout(t)
-	for _, k := range []string{"WITH_MPI", "WITH_NCCL", "WITH_AWS_TRACE", "DRY_RUN"} {
+	for _, k := range []string{"WITH_MPI", "WITH_OFI", "WITH_NCCL", "WITH_AWS_TRACE", "DRY_RUN"} {
 		t.Setenv(k, "1")
 	}
 	abs, _ := filepath.Abs(repoRoot)
@@ -329,7 +329,7 @@ func TestSecretsReachTheBuildOnlyThroughSecretMounts(t *testing.T) {
 	var out bytes.Buffer
 	e.Runner.Out, e.Runner.Err = &out, &out
 	e.Runner.Note("debug: %s", secret) // a careless note is redacted too
-	if err := e.Build(context.Background(), []string{"gpu-cuda-113-base"}, plan.Build); err != nil {
+	if err := e.Build(context.Background(), []string{"tf2-gpu"}, plan.Build); err != nil {
 		t.Fatal(err)
 	}
 	printed := out.String()

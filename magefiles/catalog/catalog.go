@@ -58,6 +58,26 @@ type Image struct {
 	NGC bool
 	// Pins are the image's own pinned build arguments, without BASE_IMAGE.
 	Pins []Arg
+	// Fabric says which parts of the WITH_OFI / WITH_NCCL stack the image
+	// takes, as the previous images had them; the tag suffix is the same
+	// for every image of a variant.
+	Fabric Fabric
+}
+
+// Fabric is what an image takes of the MPI variants' fabric stack. A base
+// without OFI builds Open MPI on MOFED and UCX also under WITH_OFI=1 (its
+// -mpi-ofi tag then names a UCX build, as before); without NCCL it uses the
+// CUDA image's NCCL also under WITH_NCCL=1.
+type Fabric struct {
+	// OFI: a base builds libfabric and Open MPI on it under WITH_OFI=1 (the
+	// CPU bases and the CUDA 11.3 base).
+	OFI bool
+	// NCCL: a CUDA base builds NCCL and GDRCopy under WITH_NCCL=1 (the CUDA
+	// 11.3 base, so the cuda-11.3 framework images have them).
+	NCCL bool
+	// AWSPlugin: a framework image builds the AWS OFI-NCCL plugin when its
+	// base has both OFI and NCCL (tf2-gpu).
+	AWSPlugin bool
 }
 
 // IsBase reports whether other images are built on this one.
@@ -77,7 +97,8 @@ func pyBase(name, py, python string, multi bool) Image {
 	return Image{
 		Name: name, Accel: CPU, Prefix: "py-" + py, Body: "base",
 		Recipe: RecipeCPU, Stage: "base", From: "ubuntu:20.04", MultiArch: multi,
-		Pins: []Arg{{"PYTHON_VERSION", python}, {"UBUNTU_VERSION", "ubuntu20.04"}},
+		Pins:   []Arg{{"PYTHON_VERSION", python}, {"UBUNTU_VERSION", "ubuntu20.04"}},
+		Fabric: Fabric{OFI: true},
 	}
 }
 
@@ -87,6 +108,11 @@ func cudaBase(name, cuda, from, python, ubuntu string) Image {
 		Recipe: RecipeGPU, Stage: "base", From: from,
 		Pins: []Arg{{"PYTHON_VERSION", python}, {"UBUNTU_VERSION", ubuntu}},
 	}
+}
+
+func withFabric(img Image, f Fabric) Image {
+	img.Fabric = f
+	return img
 }
 
 // cuda102Base is built FROM a CUDA image NVIDIA has deleted (docs/images.md,
@@ -103,7 +129,8 @@ var images = []Image{
 	cuda102Base(),
 	cudaBase("gpu-cuda-111-base", "11.1", "nvidia/cuda:11.1.1-cudnn8-devel-ubuntu20.04", "3.8.12", "ubuntu20.04"),
 	cudaBase("gpu-cuda-112-base", "11.2", "nvidia/cuda:11.2.2-cudnn8-devel-ubuntu20.04", "3.8.12", "ubuntu20.04"),
-	cudaBase("gpu-cuda-113-base", "11.3", "nvidia/cuda:11.3.1-cudnn8-devel-ubuntu20.04", "3.8.12", "ubuntu20.04"),
+	withFabric(cudaBase("gpu-cuda-113-base", "11.3", "nvidia/cuda:11.3.1-cudnn8-devel-ubuntu20.04", "3.8.12", "ubuntu20.04"),
+		Fabric{OFI: true, NCCL: true}),
 	{
 		Name: "tf1-cpu", Accel: CPU, Prefix: "py-3.7", Body: "pytorch-1.7-tf-1.15",
 		Recipe: RecipeCPU, Stage: "framework", Base: "cpu-py-37-base",
@@ -157,6 +184,7 @@ var images = []Image{
 	{
 		Name: "tf2-gpu", Accel: CUDA, Prefix: "cuda-11.3", Body: "pytorch-1.12-tf-2.11",
 		Recipe: RecipeGPU, Stage: "framework", Base: "gpu-cuda-113-base", NGC: true,
+		Fabric: Fabric{AWSPlugin: true},
 		Pins: []Arg{
 			{"APEX_GIT", apexGit},
 			{"HOROVOD_PIP", "horovod==0.27.0"},

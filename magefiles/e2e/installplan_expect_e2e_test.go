@@ -264,8 +264,14 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 	pins := pinsOf(im)
 	cuda, rocm := im.Accel == catalog.CUDA, im.Accel == catalog.ROCm
 	mpi := s.MPI && !rocm
-	ofi := mpi && s.OFI
-	nccl := cuda && s.NCCL
+	// The fabric as the previous images had it: OFI only in the CPU bases
+	// and the CUDA 11.3 base (the other CUDA bases' -mpi-ofi tags are UCX
+	// builds), NCCL only from the CUDA 11.3 base, the AWS plugin only in
+	// tf2-gpu.
+	cuda113 := im.Name == "gpu-cuda-113-base" || im.Base == "gpu-cuda-113-base"
+	ofi := mpi && s.OFI && (im.Accel == catalog.CPU || cuda113)
+	nccl := cuda && s.NCCL && s.MPI && cuda113
+	aws := ofi && nccl && im.Name == "tf2-gpu"
 	basePins := pins
 	if im.Base != "" {
 		b, err := catalog.Lookup(im.Base)
@@ -327,9 +333,11 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 		pc.errorf("/etc/group has no det-nobody 65533:\n%s", files["/etc/group"])
 	}
 	for _, db := range []string{"passwd", "group", "shadow"} {
+		// First, as in the 0.22.1 images (OpenShift's appended UID must
+		// not win over Determined's entry).
 		if !strings.Contains(files["/etc/nsswitch.conf"], db+": ") ||
-			!strings.Contains(strings.SplitN(strings.SplitN(files["/etc/nsswitch.conf"], db+":", 2)[1], "\n", 2)[0], "determined") {
-			pc.errorf("/etc/nsswitch.conf does not list determined for %s:\n%s", db, files["/etc/nsswitch.conf"])
+			!strings.HasPrefix(strings.TrimSpace(strings.SplitN(strings.SplitN(files["/etc/nsswitch.conf"], db+":", 2)[1], "\n", 2)[0]), "determined ") {
+			pc.errorf("/etc/nsswitch.conf does not list determined first for %s:\n%s", db, files["/etc/nsswitch.conf"])
 		}
 	}
 	if cuda {
@@ -406,8 +414,8 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 		pc.none("curl", "no MPI without WITH_MPI=1", isURL(ompiURL))
 	case ofi:
 		pc.want("curl", "libfabric 1.15.1", isURL("https://github.com/ofiwg/libfabric/releases/download/v1.15.1/libfabric-1.15.1.tar.bz2"))
-		pc.want("configure", "libfabric into /container/ofi", func(c call) bool {
-			return filepath.Base(c.cwd) == "libfabric-1.15.1" && slices.Contains(c.args, "--prefix=/container/ofi")
+		pc.want("configure", "libfabric into /container/ofi, without verbs and EFA as before", func(c call) bool {
+			return filepath.Base(c.cwd) == "libfabric-1.15.1" && slices.Equal(c.args, []string{"--prefix=/container/ofi", "--disable-verbs", "--disable-efa"})
 		})
 		pc.none("curl", "no MOFED with OFI", isURL("https://content.mellanox.com/ofed/MLNX_OFED-5.4-3.4.0.0/"+mofed+".tgz"))
 	default:
@@ -443,9 +451,13 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 		pc.want("make", "NCCL for sm_80", hasArgs("src.build", "NVCC_GENCODE=-gencode=arch=compute_80,code=sm_80"))
 		pc.want("make", "NCCL into /container/nccl", hasArgs("install", "PREFIX=/container/nccl"))
 		pc.want("curl", "GDRCopy 2.3", isURL("https://github.com/NVIDIA/gdrcopy/archive/refs/tags/v2.3.tar.gz"))
-		pluginURL := isURL("https://github.com/aws/aws-ofi-nccl/archive/refs/tags/v1.4.0-aws.tar.gz")
-		if ofi {
-			pc.want("curl", "the AWS OFI-NCCL plugin 1.4.0", pluginURL)
+	} else {
+		pc.none("git", "no NCCL build without WITH_NCCL=1 on the CUDA 11.3 base", hasArgs("https://github.com/NVIDIA/nccl.git"))
+	}
+	{
+		pluginURL := isURL("https://github.com/aws/aws-ofi-nccl/archive/refs/tags/v1.4.0.tar.gz")
+		if aws {
+			pc.want("curl", "the AWS OFI-NCCL plugin v1.4.0 (not v1.4.0-aws)", pluginURL)
 			flags := []string{"--prefix=/container/aws", "--with-libfabric=/container/ofi", "--with-nccl=/container/nccl",
 				"--with-mpi=/container/ompi", "--with-gdrcopy=/usr", "--with-cuda=/usr/local/cuda/targets/x86_64-linux"}
 			pc.want("configure", "the plugin "+strings.Join(flags, " "), func(c call) bool {
@@ -453,10 +465,11 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 			})
 			pc.want("apt-get", "tcsh for the plugin", hasArgs("install", "tcsh"))
 		} else {
-			pc.none("curl", "no AWS plugin without WITH_OFI=1", pluginURL)
+			pc.none("curl", "the AWS plugin only in tf2-gpu with WITH_OFI=1 WITH_NCCL=1", func(c call) bool {
+				return len(c.args) > 0 && strings.Contains(c.args[0], "aws-ofi-nccl")
+			})
+			pc.none("configure", "the AWS plugin only in tf2-gpu", func(c call) bool { return filepath.Base(c.cwd) == "plugin" })
 		}
-	} else {
-		pc.none("git", "no NCCL build without WITH_NCCL=1", hasArgs("https://github.com/NVIDIA/nccl.git"))
 	}
 
 	// The framework stages.
@@ -489,7 +502,7 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 				pc.errorf("Pillow %q is installed with %s, want below 10", v, strings.Fields(pins["TORCH_PIP"])[0])
 			}
 		}
-		checkHorovod(pc, pins, cuda, rocm, mpi, nccl)
+		checkHorovod(pc, pins, cuda, rocm, mpi, nccl, s.NCCL)
 		if v := pins["APEX_GIT"]; v != "" {
 			p := pc.pip("apex with its C++ and CUDA extensions", "--no-build-isolation",
 				"--global-option=--cpp_ext", "--global-option=--cuda_ext", "git+"+v)
@@ -513,10 +526,13 @@ func checkInstallPlan(t *testing.T, sp plan.Spec, s variant.Settings, platform s
 		}
 	}
 
-	checkConfig(pc, sp, s, img, tree, cuda, rocm, mpi, ofi, nccl)
+	checkConfig(pc, sp, s, img, tree, cuda, rocm, mpi, ofi, nccl, aws)
 }
 
-func checkHorovod(pc *planCheck, pins map[string]string, cuda, rocm, mpi, nccl bool) {
+// checkHorovod: nccl is NCCL built into the image's base, ncclVariant
+// WITH_NCCL=1, which decides Horovod's GPU operations in MPI mode (NCCL, else
+// MPI) for every CUDA image, as the old Makefile passed it.
+func checkHorovod(pc *planCheck, pins map[string]string, cuda, rocm, mpi, nccl, ncclVariant bool) {
 	pc.t.Helper()
 	spec := pins["HOROVOD_PIP"]
 	if spec == "" {
@@ -551,7 +567,7 @@ func checkHorovod(pc *planCheck, pins map[string]string, cuda, rocm, mpi, nccl b
 	case cuda:
 		pc.envIs(p, "HOROVOD_GPU", "CUDA")
 		gpuOps := "NCCL"
-		if mpi && !nccl {
+		if mpi && !ncclVariant {
 			gpuOps = "MPI"
 		}
 		pc.envIs(p, "HOROVOD_GPU_OPERATIONS", gpuOps)
@@ -579,7 +595,7 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-func checkConfig(pc *planCheck, sp plan.Spec, s variant.Settings, img v1.Image, tree map[string]*tar.Header, cuda, rocm, mpi, ofi, nccl bool) {
+func checkConfig(pc *planCheck, sp plan.Spec, s variant.Settings, img v1.Image, tree map[string]*tar.Header, cuda, rocm, mpi, ofi, nccl, aws bool) {
 	pc.t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -605,7 +621,7 @@ func checkConfig(pc *planCheck, sp plan.Spec, s variant.Settings, img v1.Image, 
 			want[k] = v
 		}
 		extra := ucxLibs
-		if s.OFI {
+		if ofi {
 			extra = ofiLibs
 		}
 		want["EXTRA_LIBS"] = extra
@@ -626,18 +642,28 @@ func checkConfig(pc *planCheck, sp plan.Spec, s variant.Settings, img v1.Image, 
 		want["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = on
 		if cuda {
 			pre := ""
+			if aws {
+				pre = "/container/aws/lib:"
+			}
 			if nccl {
-				if s.OFI {
-					pre = "/container/aws/lib:"
-				}
 				pre += "/container/nccl/lib:"
 			}
 			ld = pre + ld + "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
-			home, lib, link := "", "", ""
-			if nccl {
-				home, lib, link = "/container/nccl", "/container/nccl/lib", "SHARED"
+			// Every CUDA framework image names /container/nccl for
+			// Horovod, NCCL built or not; the bases do not.
+			if !sp.Image.IsBase() {
+				link := ""
+				if nccl {
+					link = "SHARED"
+				}
+				want["HOROVOD_NCCL_HOME"], want["NCCL_LIB_DIR"], want["HOROVOD_NCCL_LINK"] = "/container/nccl", "/container/nccl/lib", link
+			} else {
+				for _, k := range []string{"HOROVOD_NCCL_HOME", "NCCL_LIB_DIR", "HOROVOD_NCCL_LINK"} {
+					if v, ok := env[k]; ok {
+						pc.errorf("ENV %s=%q in a base (the previous CUDA bases had none)", k, v)
+					}
+				}
 			}
-			want["HOROVOD_NCCL_HOME"], want["NCCL_LIB_DIR"], want["HOROVOD_NCCL_LINK"] = home, lib, link
 		}
 		want["LD_LIBRARY_PATH"] = ld
 	}

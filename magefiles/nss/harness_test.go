@@ -42,7 +42,8 @@ const nsswitchFilesOnly = "passwd: files\ngroup: files\nshadow: files\n"
 // fixture describes what the namespace sees. A nil database file is absent.
 type fixture struct {
 	passwd, group, shadow *string
-	nsswitch              string // defaults to nsswitchDetermined
+	nsswitch              string   // defaults to nsswitchDetermined
+	env                   []string // added to the command's environment
 }
 
 func str(s string) *string { return &s }
@@ -161,7 +162,7 @@ func run(t *testing.T, fx fixture, argv ...string) result {
 
 	args := append([]string{"--mount", "--propagation", "private", "sh", "-c", nsScript, "sh"}, argv...)
 	cmd := exec.Command("unshare", args...)
-	cmd.Env = append(os.Environ(), "NSSDET_FIXTURES="+dir, "NSSDET_LIB="+lib, "LC_ALL=C")
+	cmd.Env = append(append(os.Environ(), "NSSDET_FIXTURES="+dir, "NSSDET_LIB="+lib, "LC_ALL=C"), fx.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -412,3 +412,40 @@ func hostLine(t *testing.T, path, name string) string {
 	t.Fatalf("%s has no entry %q", path, name)
 	return ""
 }
+
+// TestDebugSwitch: LIBNSS_DETERMINED_DEBUG (as in the 0.22.1 images) makes
+// each lookup say on stderr which file it read and what it found; without
+// it the module is silent.
+func TestDebugSwitch(t *testing.T) {
+	fx := standard()
+	quiet := run(t, fx, "getent", "passwd", "alice")
+	if quiet.exit != 0 || quiet.stderr != "" {
+		t.Errorf("without LIBNSS_DETERMINED_DEBUG: exit %d, stderr %q, want 0 and nothing", quiet.exit, quiet.stderr)
+	}
+	fx.env = []string{"LIBNSS_DETERMINED_DEBUG=1"}
+	res := run(t, fx, "getent", "passwd", "alice")
+	if res.exit != 0 || !strings.Contains(res.stderr, "libnss_determined: /run/determined/etc/passwd: lookup -> SUCCESS") {
+		t.Errorf("with LIBNSS_DETERMINED_DEBUG=1: exit %d, stderr %q", res.exit, res.stderr)
+	}
+	assertLines(t, "getent passwd alice (debug)", res.lines(), []string{alice})
+	res = run(t, fixture{env: fx.env}, "getent", "group", "team")
+	if !strings.Contains(res.stderr, "libnss_determined: /run/determined/etc/group: cannot open: No such file or directory") {
+		t.Errorf("a missing file with LIBNSS_DETERMINED_DEBUG=1: stderr %q", res.stderr)
+	}
+}
+
+// TestImagesOrderLetsTheInjectedEntryWin: with the module first, as the
+// images list it (nsswitch_add_determined.sh), the entry Determined injects
+// for a UID wins over one in /etc/passwd (OpenShift appends the running UID
+// there); names only in /etc/passwd are still found.
+func TestImagesOrderLetsTheInjectedEntryWin(t *testing.T) {
+	hostRoot := hostLine(t, "/etc/passwd", "root")
+	fx := fixture{
+		passwd:   lines("root:x:0:0:injected root:/run/root:/bin/bash", alice),
+		nsswitch: "passwd: determined files\ngroup: determined files\nshadow: determined files\n",
+	}
+	getent(t, fx, 0, []string{"root:x:0:0:injected root:/run/root:/bin/bash"}, "passwd", "0")
+	getent(t, fx, 0, []string{alice}, "passwd", "alice")
+	fx.passwd = lines(alice)
+	getent(t, fx, 0, []string{hostRoot}, "passwd", "root")
+}

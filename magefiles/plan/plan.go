@@ -146,8 +146,9 @@ func on(b bool) string {
 	return "0"
 }
 
-// horovodArgs are the Horovod settings every framework image gets.
-func horovodArgs(img catalog.Image, s variant.Settings) []catalog.Arg {
+// horovodArgs are the Horovod settings every framework image gets; a CUDA
+// framework image also gets its NCCL and AWS plugin switches (f).
+func horovodArgs(img catalog.Image, s variant.Settings, f Fabric) []catalog.Arg {
 	args := []catalog.Arg{arg("HOROVOD_WITH_MPI", "0"), arg("HOROVOD_WITHOUT_MPI", "1"), arg("HOROVOD_CPU_OPERATIONS", "GLOO")}
 	// The ROCm image ignores the MPI variants (its tag does not carry them).
 	if s.MPI && img.Accel != catalog.ROCm {
@@ -163,25 +164,31 @@ func horovodArgs(img catalog.Image, s variant.Settings) []catalog.Arg {
 	if img.Accel != catalog.ROCm {
 		args = append(args, catalog.Arg{Name: "WITH_MPI", Value: on(s.MPI)})
 	}
+	if img.Accel == catalog.CUDA {
+		// NCCL_ON and AWS_PLUGIN are ENV switches: "1" or "".
+		args = append(args, arg("NCCL_ON", onOrEmpty(f.NCCL)), arg("AWS_PLUGIN", onOrEmpty(f.AWSPlugin)),
+			arg("WITH_AWS_TRACE", on(s.AWSTrace && f.AWSPlugin)))
+	}
 	return args
 }
 
-// baseArgs are the variant settings a base image gets.
-func baseArgs(img catalog.Image, s variant.Settings) []catalog.Arg {
-	args := []catalog.Arg{arg("WITH_MPI", on(s.MPI)), arg("WITH_OFI", on(s.OFI))}
+// baseArgs are the variant settings a base image gets: WITH_OFI and
+// WITH_NCCL only where the catalog says the base takes them (f).
+func baseArgs(img catalog.Image, s variant.Settings, f Fabric) []catalog.Arg {
+	args := []catalog.Arg{arg("WITH_MPI", on(s.MPI)), arg("WITH_OFI", on(f.OFI))}
 	if img.Accel == catalog.CUDA {
-		args = append(args, catalog.Arg{Name: "WITH_NCCL", Value: on(s.NCCL)}, catalog.Arg{Name: "WITH_AWS_TRACE", Value: on(s.AWSTrace)})
+		args = append(args, catalog.Arg{Name: "WITH_NCCL", Value: on(f.NCCL)})
 	}
 	// The switches of the base stage's ENV: a Dockerfile can only test a
 	// value for being empty (${X:+...}), and the recipes use no newer
 	// substitution (${X#0}), which the Dockerfile frontend built into Docker
 	// Engines before 26 refuses. "1" or "" each; UCX_ON is "ucx" unless OFI.
-	args = append(args, arg("MPI_ON", onOrEmpty(s.MPI)), arg("OFI_ON", onOrEmpty(s.OFI)))
+	args = append(args, arg("MPI_ON", onOrEmpty(s.MPI)), arg("OFI_ON", onOrEmpty(f.OFI)))
 	if img.Accel == catalog.CUDA {
-		args = append(args, arg("NCCL_ON", onOrEmpty(s.NCCL)))
+		args = append(args, arg("NCCL_ON", onOrEmpty(f.NCCL)))
 	}
 	ucx := "ucx"
-	if s.OFI {
+	if f.OFI {
 		ucx = ""
 	}
 	return append(args, arg("UCX_ON", ucx))
@@ -214,10 +221,14 @@ func BuildArgs(img catalog.Image, s variant.Settings) ([]catalog.Arg, error) {
 		args = append(args, catalog.Arg{Name: "BASE_IMAGE", Value: img.From})
 	}
 	args = append(args, img.Pins...)
+	f, err := FabricOf(img, s)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.Name, err)
+	}
 	if img.IsBase() {
-		args = append(args, baseArgs(img, s)...)
+		args = append(args, baseArgs(img, s, f)...)
 	} else {
-		args = append(args, horovodArgs(img, s)...)
+		args = append(args, horovodArgs(img, s, f)...)
 	}
 	return append(args, labelArgs(s)...), nil
 }
@@ -226,10 +237,11 @@ func labelArgs(s variant.Settings) []catalog.Arg {
 	return []catalog.Arg{arg("BUILD_REVISION", s.Hash), arg("BUILD_VERSION", s.Version), arg("BUILD_SOURCE", SourceURL)}
 }
 
-// secrets are the BuildKit secrets a build needs: the internal source of the
-// traced AWS OFI-NCCL plugin, only for the CUDA 11.3 base with the trace on.
+// secrets are the BuildKit secrets a build needs: where the internal source
+// of the AWS OFI-NCCL plugin is, for the image that builds the plugin
+// (install_aws_ofi_nccl.sh uses it whenever INTERNAL_AWS_DS is given).
 func secrets(img catalog.Image, s variant.Settings) []string {
-	if img.IsBase() && img.Accel == catalog.CUDA && s.AWSTrace {
+	if f, err := FabricOf(img, s); err == nil && f.AWSPlugin {
 		return []string{"INTERNAL_AWS_DS", "INTERNAL_AWS_PATH"}
 	}
 	return nil

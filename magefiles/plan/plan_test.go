@@ -78,7 +78,7 @@ var variantCases = []variantCase{
 	{"mpi", map[string]string{"WITH_MPI": "1"}, "-mpi", false},
 	{"mpi-ofi", map[string]string{"WITH_MPI": "1", "WITH_OFI": "1"}, "-mpi-ofi", false},
 	{"mpi-nccl", map[string]string{"WITH_MPI": "1", "WITH_NCCL": "1"}, "-mpi", false},
-	{"mpi-nccl-trace", map[string]string{"WITH_MPI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"}, "-mpi", false},
+	{"mpi-ofi-nccl", map[string]string{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1"}, "-mpi-ofi", false},
 	{"mpi-ofi-nccl-trace", map[string]string{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"}, "-mpi-ofi", false},
 	{"dev", map[string]string{"NGC_PUBLISH": "", "REGISTRY_REPO": "environments-dev"}, "", true},
 	{"dev-mpi", map[string]string{"NGC_PUBLISH": "", "REGISTRY_REPO": "environments-dev", "WITH_MPI": "1"}, "-mpi", true},
@@ -178,12 +178,23 @@ func TestEveryImageUnderEveryVariantMatchesTheContract(t *testing.T) {
 
 func checkHorovod(t *testing.T, img catalog.Image, s variant.Settings, got map[string]string) {
 	t.Helper()
+	// The fabric each image takes, as the previous images had it: OFI in
+	// the CPU bases and the CUDA 11.3 base, NCCL in the CUDA 11.3 base (so
+	// in the cuda-11.3 framework images), the AWS plugin in tf2-gpu.
+	cuda113 := img.Name == "gpu-cuda-113-base" || img.Base == "gpu-cuda-113-base"
+	ofiBase := img.Accel == catalog.CPU || cuda113
+	ofi := s.MPI && s.OFI && ofiBase
+	nccl := s.MPI && s.NCCL && cuda113
+	aws := ofi && nccl && img.Name == "tf2-gpu"
 	if img.IsBase() {
-		if got["WITH_MPI"] != on(s.MPI) || got["WITH_OFI"] != on(s.OFI) {
-			t.Errorf("base variant args WITH_MPI=%q WITH_OFI=%q", got["WITH_MPI"], got["WITH_OFI"])
+		if got["WITH_MPI"] != on(s.MPI) || got["WITH_OFI"] != on(ofi) {
+			t.Errorf("base variant args WITH_MPI=%q WITH_OFI=%q, want WITH_OFI=%s", got["WITH_MPI"], got["WITH_OFI"], on(ofi))
 		}
-		if img.Accel == catalog.CUDA && (got["WITH_NCCL"] != on(s.NCCL) || got["WITH_AWS_TRACE"] != on(s.AWSTrace)) {
-			t.Errorf("cuda base WITH_NCCL=%q WITH_AWS_TRACE=%q", got["WITH_NCCL"], got["WITH_AWS_TRACE"])
+		if img.Accel == catalog.CUDA && got["WITH_NCCL"] != on(nccl) {
+			t.Errorf("cuda base WITH_NCCL=%q, want %s", got["WITH_NCCL"], on(nccl))
+		}
+		if _, ok := got["WITH_AWS_TRACE"]; ok {
+			t.Errorf("WITH_AWS_TRACE passed to a base: the AWS plugin is built in tf2-gpu")
 		}
 		// The ENV switches: "1" or "" (empty is off), UCX unless OFI.
 		flag := func(b bool) string {
@@ -193,12 +204,12 @@ func checkHorovod(t *testing.T, img catalog.Image, s variant.Settings, got map[s
 			return ""
 		}
 		ucx := "ucx"
-		if s.OFI {
+		if ofi {
 			ucx = ""
 		}
-		switches := map[string]string{"MPI_ON": flag(s.MPI), "OFI_ON": flag(s.OFI), "UCX_ON": ucx}
+		switches := map[string]string{"MPI_ON": flag(s.MPI), "OFI_ON": flag(ofi), "UCX_ON": ucx}
 		if img.Accel == catalog.CUDA {
-			switches["NCCL_ON"] = flag(s.NCCL)
+			switches["NCCL_ON"] = flag(nccl)
 		}
 		for k, v := range switches {
 			if g, ok := got[k]; !ok || g != v {
@@ -229,6 +240,14 @@ func checkHorovod(t *testing.T, img catalog.Image, s variant.Settings, got map[s
 	if img.Accel == catalog.CPU {
 		if _, ok := got["HOROVOD_GPU_OPERATIONS"]; ok {
 			t.Error("CPU image gets HOROVOD_GPU_OPERATIONS")
+		}
+	}
+	if img.Accel == catalog.CUDA {
+		flag := map[bool]string{true: "1", false: ""}
+		for k, v := range map[string]string{"NCCL_ON": flag[nccl], "AWS_PLUGIN": flag[aws], "WITH_AWS_TRACE": on(aws && s.AWSTrace)} {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("%s=%q (passed: %v), want %q", k, g, ok, v)
+			}
 		}
 	}
 }

@@ -99,7 +99,7 @@ type publisher struct {
 	external map[string]string
 	// inputs checks the external inputs first (CHECK_INPUTS=1), or is nil.
 	inputs *inputs.Checker
-	gone     map[string]error
+	gone   map[string]error
 	// specs are the planned images, in plan order.
 	specs []plan.Spec
 

@@ -70,8 +70,16 @@ func TestScrapeLibsPrefersTheHostLibfabric(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "var", "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	hostLib := filepath.Join(root, "host", "opt", "cray", "lib64", "libfabric.so.1")
-	touch(t, hostLib)
+	// A vendor libfabric: the development link, the SONAME link the
+	// programs load, the library itself; and beside it a library that is
+	// not libfabric. A libfabric.so.1 alone elsewhere (no libfabric.so) is
+	// not the one.
+	hostDir := filepath.Join(root, "host", "opt", "cray", "lib64")
+	for _, f := range []string{"libfabric.so", "libfabric.so.1", "libfabric.so.1.18.2", "libcxi.so.1"} {
+		touch(t, filepath.Join(hostDir, f))
+	}
+	touch(t, filepath.Join(root, "host", "aaa", "libfabric.so.1"))
+	hostLib := filepath.Join(hostDir, "libfabric.so")
 	ffi := filepath.Join(root, "usr", "lib", "x86_64-linux-gnu", "libffi.so.7")
 	touch(t, ffi)
 
@@ -84,8 +92,13 @@ func TestScrapeLibsPrefersTheHostLibfabric(t *testing.T) {
 	if got["LD_LIBRARY_PATH"] != want {
 		t.Errorf("LD_LIBRARY_PATH=%q\nwant         %q", got["LD_LIBRARY_PATH"], want)
 	}
-	if dst, err := os.Readlink(filepath.Join(links, "libfabric.so.1")); err != nil || dst != hostLib {
-		t.Errorf("the host libfabric is not linked into %s: %q, %v", links, dst, err)
+	for _, f := range []string{"libfabric.so", "libfabric.so.1", "libfabric.so.1.18.2"} {
+		if dst, err := os.Readlink(filepath.Join(links, f)); err != nil || dst != filepath.Join(hostDir, f) {
+			t.Errorf("the host's %s is not linked into %s: %q, %v", f, links, dst, err)
+		}
+	}
+	if entries, err := os.ReadDir(links); err != nil || len(entries) != 3 {
+		t.Errorf("%s holds %d entries (%v), want the three libfabric files only", links, len(entries), err)
 	}
 	if p := got["CUDA_CACHE_PATH"]; !strings.HasPrefix(p, filepath.Join(root, "var", "tmp", u.Username+"-nvcache-")) {
 		t.Errorf("CUDA_CACHE_PATH=%q, want a new %s-nvcache-* directory in /var/tmp", p, u.Username)
@@ -100,7 +113,8 @@ func TestScrapeLibsPrefersTheHostLibfabric(t *testing.T) {
 
 	// Values the user set are kept.
 	got = runScrapeLibs(t, root, "CUDA_CACHE_PATH=/scratch/nv", "TF_FORCE_GPU_ALLOW_GROWTH=false", "LD_PRELOAD=/x.so")
-	for k, v := range map[string]string{"CUDA_CACHE_PATH": "/scratch/nv", "TF_FORCE_GPU_ALLOW_GROWTH": "false", "LD_PRELOAD": "/x.so:" + ffi} {
+	// libffi goes in front of the user's preloads, as before.
+	for k, v := range map[string]string{"CUDA_CACHE_PATH": "/scratch/nv", "TF_FORCE_GPU_ALLOW_GROWTH": "false", "LD_PRELOAD": ffi + ":/x.so"} {
 		if got[k] != v {
 			t.Errorf("with the user's value: %s=%q, want %q", k, got[k], v)
 		}

@@ -68,7 +68,7 @@ func TestBadInputStopsTheToolBeforeAnythingRuns(t *testing.T) {
 		{"flag not 0/1", []string{"publish"}, []string{"WITH_MPI=yes"}, nil, []string{`WITH_MPI="yes": must be 0 or 1`}},
 		{"OFI without MPI", []string{"publish"}, []string{"WITH_OFI=1"}, nil, []string{"WITH_OFI=1 needs WITH_MPI=1"}},
 		{"NCCL without MPI", []string{"build", "tf2-gpu"}, []string{"WITH_NCCL=1"}, nil, []string{"WITH_NCCL=1 needs WITH_MPI=1"}},
-		{"trace without NCCL", []string{"publish"}, []string{"WITH_MPI=1", "WITH_AWS_TRACE=1"}, nil, []string{"WITH_AWS_TRACE=1 needs WITH_MPI=1 and WITH_NCCL=1"}},
+		{"trace without NCCL", []string{"publish"}, []string{"WITH_MPI=1", "WITH_AWS_TRACE=1"}, nil, []string{"WITH_AWS_TRACE=1 needs WITH_MPI=1, WITH_OFI=1 and WITH_NCCL=1"}},
 		{"upper-case repository", []string{"publish"}, []string{"REGISTRY_REPO=Environments"}, nil, []string{`REGISTRY_REPO="Environments"`, "lower-case"}},
 		{"repository with a space", []string{"publish"}, []string{"REGISTRY_REPO=env iron"}, nil, []string{`REGISTRY_REPO="env iron"`}},
 		{"registry with a scheme", []string{"publish"}, []string{"DOCKERHUB_REGISTRY=https://docker.io/determinedai"}, nil, []string{"no URL scheme"}},

@@ -231,11 +231,12 @@ func TestEveryRowOfTheErrorsTableIsProduced(t *testing.T) {
 		`N of M external inputs are missing or unreachable: …`: {
 			args: []string{"inputs", "-check"}, env: inputsGone(t), subst: map[string]string{"N": "…", "M": "…"},
 		},
-		`INPUT_MIRRORS="…": "…" is not PREFIX=MIRROR with two http(s) URLs`:        {args: []string{"inputs", "-check"}, env: []string{"INPUT_MIRRORS=github.com=mirror"}},
-		`publish: SIGNING_KEY is not set: every published image is signed`:         {args: []string{"publishImage", "tf1-cpu"}, env: []string{"SIGNING_KEY="}},
-		`publish: SIGNING_KEY=…: no PEM block`:                                     {args: []string{"publishImage", "tf1-cpu"}, env: []string{"SIGNING_KEY=/etc/hostname"}},
-		`SBOM_GENERATOR="…": must be an image pinned by digest`:                    {args: []string{"publish"}, env: []string{"SBOM_GENERATOR=docker/buildkit-syft-scanner:stable-1"}},
-		`publish: resolving the external image ubuntu:20.04 (of …) to a digest: …`: {args: []string{"publishImage", "cpu-py-38-base"}, env: []string{"NGC_PUBLISH=0", "DOCKERHUB_REGISTRY=" + newOpenRegistry(t) + "/determinedai", "REGISTRY_MIRRORS=docker.io=" + newOpenRegistry(t)}},
+		`INPUT_MIRRORS="…": "…" is not PREFIX=MIRROR with two http(s) URLs`:                                                                      {args: []string{"inputs", "-check"}, env: []string{"INPUT_MIRRORS=github.com=mirror"}},
+		`publish: SIGNING_KEY is not set: every published image is signed`:                                                                       {args: []string{"publishImage", "tf1-cpu"}, env: []string{"SIGNING_KEY="}},
+		`publish: SIGNING_KEY=…: no PEM block`:                                                                                                   {args: []string{"publishImage", "tf1-cpu"}, env: []string{"SIGNING_KEY=/etc/hostname"}},
+		`SBOM_GENERATOR="…": must be an image pinned by digest`:                                                                                  {args: []string{"publish"}, env: []string{"SBOM_GENERATOR=docker/buildkit-syft-scanner:stable-1"}},
+		`gpu-cuda-102-base failed: gpu-cuda-102-base cannot be built: its base image nvidia/cuda:10.2-cudnn7-devel-ubuntu18.04 does not exist …`: {args: []string{"build", "gpu-cuda-102-base"}},
+		`publish: resolving the external image ubuntu:20.04 (of …) to a digest: …`:                                                               {args: []string{"publishImage", "cpu-py-38-base"}, env: []string{"NGC_PUBLISH=0", "DOCKERHUB_REGISTRY=" + newOpenRegistry(t) + "/determinedai", "REGISTRY_MIRRORS=docker.io=" + newOpenRegistry(t)}},
 	}
 
 	file, table := errorsTable(t, root)

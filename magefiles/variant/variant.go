@@ -209,8 +209,8 @@ func (s Settings) validate() []error {
 	if s.NCCL && !s.MPI {
 		errs = append(errs, errors.New("WITH_NCCL=1 needs WITH_MPI=1 (without MPI, Horovod already uses NCCL)"))
 	}
-	if s.AWSTrace && !(s.MPI && s.NCCL) {
-		errs = append(errs, errors.New("WITH_AWS_TRACE=1 needs WITH_MPI=1 and WITH_NCCL=1 (it traces the AWS OFI-NCCL plugin)"))
+	if s.AWSTrace && !(s.MPI && s.OFI && s.NCCL) {
+		errs = append(errs, errors.New("WITH_AWS_TRACE=1 needs WITH_MPI=1, WITH_OFI=1 and WITH_NCCL=1 (it traces the AWS OFI-NCCL plugin, built only with all three, in tf2-gpu)"))
 	}
 	if within(s.Report, s.ArtifactsDir) {
 		errs = append(errs, fmt.Errorf("PUBLISH_REPORT=%q is inside ARTIFACTS_DIR=%q, which must hold nothing but artifact files; put the report elsewhere (default %s)", s.Report, s.ArtifactsDir, DefaultReport(s.ArtifactsDir)))

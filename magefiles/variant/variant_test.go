@@ -42,7 +42,7 @@ func TestBadInputIsRejectedWithTheValueAndWhatIsValid(t *testing.T) {
 		{map[string]string{"WITH_NCCL": "true"}, "", "", []string{`WITH_NCCL="true"`, "0 or 1"}},
 		{map[string]string{"WITH_OFI": "1"}, "", "", []string{"WITH_OFI=1 needs WITH_MPI=1"}},
 		{map[string]string{"WITH_NCCL": "1"}, "", "", []string{"WITH_NCCL=1 needs WITH_MPI=1"}},
-		{map[string]string{"WITH_MPI": "1", "WITH_AWS_TRACE": "1"}, "", "", []string{"WITH_AWS_TRACE=1 needs WITH_MPI=1 and WITH_NCCL=1"}},
+		{map[string]string{"WITH_MPI": "1", "WITH_AWS_TRACE": "1"}, "", "", []string{"WITH_AWS_TRACE=1 needs WITH_MPI=1, WITH_OFI=1 and WITH_NCCL=1"}},
 		{map[string]string{"REGISTRY_REPO": "Environments"}, "", "", []string{`REGISTRY_REPO="Environments"`, "lower-case"}},
 		{map[string]string{"REGISTRY_REPO": "env ironments"}, "", "", []string{`REGISTRY_REPO="env ironments"`}},
 		{map[string]string{"DOCKERHUB_REGISTRY": "https://docker.io/determinedai"}, "", "", []string{`DOCKERHUB_REGISTRY="https://docker.io/determinedai"`, "no URL scheme"}},

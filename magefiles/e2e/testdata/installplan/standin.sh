@@ -28,7 +28,8 @@
 #   - a tool from a package that was not installed (make, gcc, git, curl,
 #     wget, gpg, unattended-upgrade): "command not found";
 #   - libfabric's configure --enable-verbs without libibverbs-dev and
-#     librdmacm-dev, Open MPI's --with-pmi without libpmi2-0-dev.
+#     librdmacm-dev, --enable-efa on Ubuntu 18.04 (rdma-core 17), Open MPI's
+#     --with-pmi without libpmi2-0-dev.
 #
 # A log line: TOOL <TAB> CWD <TAB> ARGS <TAB> ENV, where ARGS and ENV (the
 # HOROVOD_*, DS_BUILD_* and TORCH_CUDA_ARCH_LIST variables) are lists
@@ -400,6 +401,10 @@ configure | configure-release)
     if [[ "${project}" == libfabric-* && " $* " == *" --enable-verbs "* ]] &&
         ! { installed libibverbs-dev && installed librdmacm-dev; }; then
         echo "configure: error: verbs provider requested, but dependencies not found (rdma/rdma_cma.h)" >&2
+        exit 1
+    fi
+    if [[ "${project}" == libfabric-* && " $* " == *" --enable-efa "* ]] && grep -qs 'VERSION_ID="18.04"' /etc/os-release; then
+        echo "configure: error: EFA provider requested, but rdma-core >= 27 not found (Ubuntu 18.04 has 17)" >&2
         exit 1
     fi
     if [[ "${project}" == openmpi-* && " $* " == *" --with-pmi "* ]] && ! installed libpmi2-0-dev; then
