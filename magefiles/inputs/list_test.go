@@ -59,8 +59,26 @@ func TestForBuildSelectsTheVariant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !has(ofi, libfabric) || has(ofi, ucxURL) || !has(ofi, awsOFINCCL) || !has(ofi, ncclGit) {
+	if !has(ofi, libfabric) || has(ofi, ucxURL) || has(ofi, awsOFINCCL) || !has(ofi, ncclGit) {
 		t.Errorf("WITH_MPI=1 WITH_OFI=1 WITH_NCCL=1 inputs wrong: %v", ofi.Inputs)
+	}
+	// The fabric each image takes (catalog.Fabric): the AWS plugin only in
+	// tf2-gpu; the CUDA 11.2 base builds UCX, not libfabric, nor NCCL.
+	variant := Variant{Flags: map[string]bool{"WITH_MPI": true, "WITH_OFI": true, "WITH_NCCL": true}, Platforms: []string{"linux/amd64"}}
+	for name, want := range map[string]map[string]bool{
+		"tf2-gpu":           {awsOFINCCL: true},
+		"pt-gpu":            {awsOFINCCL: false},
+		"gpu-cuda-112-base": {libfabric: false, ucxURL: true, ncclGit: false},
+	} {
+		ii, err := ForBuild(name, variant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for in, w := range want {
+			if has(ii, in) != w {
+				t.Errorf("%s under WITH_MPI=1 WITH_OFI=1 WITH_NCCL=1: reads %s = %v, want %v", name, in, has(ii, in), w)
+			}
+		}
 	}
 	multi, err := ForBuild("cpu-py-38-base", Variant{Platforms: []string{"linux/amd64", "linux/arm64"}})
 	if err != nil {

@@ -17,7 +17,9 @@ const (
 	minicondaURL = "https://repo.anaconda.com/miniconda/Miniconda3-py39_4.10.3-Linux-x86_64.sh"
 	minicondaSum = "sha256:1ea2f885b4dbc3098662845560bc64271eb17085387a70c2ba3f29fff6f8d52f"
 	miniforgeURL = "https://github.com/conda-forge/miniforge/releases/download/4.10.3-10/Miniforge3-4.10.3-10-Linux-aarch64.sh"
-	miniforgeSum = ""
+	// install_python.sh checks the Miniforge installer's md5, the only
+	// checksum published for it (as the previous images did).
+	miniforgeSum = "md5:85d7ea630bb91259bf09f6d52a5ec1c4"
 	// The channels conda installs Python from: Miniconda's defaults, Miniforge's conda-forge.
 	condaDefaults   = "https://repo.anaconda.com/pkgs/main/linux-64"
 	condaForgeArm64 = "https://conda.anaconda.org/conda-forge/linux-aarch64"
@@ -30,7 +32,7 @@ const (
 	ncclGit     = "https://github.com/NVIDIA/nccl.git"
 	ncclRef     = "v2.15.5-1"
 	gdrcopyURL  = "https://github.com/NVIDIA/gdrcopy/archive/refs/tags/v2.3.tar.gz"
-	awsOFINCCL  = "https://github.com/aws/aws-ofi-nccl/archive/refs/tags/v1.4.0-aws.tar.gz"
+	awsOFINCCL  = "https://github.com/aws/aws-ofi-nccl/archive/refs/tags/v1.4.0.tar.gz"
 	gcloudKey   = "https://packages.cloud.google.com/apt/doc/apt-key.gpg"
 	gcloudSuite = "cloud-sdk"
 )
@@ -38,28 +40,29 @@ const (
 // Apt packages, by the script that installs them.
 var (
 	debPackages = []string{"autoconf", "automake", "autotools-dev", "build-essential", "bzip2",
-		"ca-certificates", "cmake", "curl", "daemontools", "git", "krb5-user", "libibverbs-dev",
-		"libkrb5-dev", "librdmacm-dev", "libssl-dev", "libtool", "make", "nfs-common",
+		"ca-certificates", "cmake", "curl", "daemontools", "git", "krb5-user",
+		"libkrb5-dev", "libssl-dev", "libtool", "make", "nfs-common",
 		"openssh-client", "openssh-server", "pkg-config", "unattended-upgrades", "wget"}
 	debROCm       = []string{"g++", "g++-4.8"}
 	debNotROCm    = []string{"g++", "libnuma1", "libnuma-dev", "libpmi2-0-dev"}
 	debCUDA       = []string{"ibverbs-providers", "libibverbs1", "librdmacm1"}
 	gcloudPrereqs = []string{"apt-transport-https", "ca-certificates", "gnupg"}
-	gcloudPackage = "google-cloud-sdk"
-	ncclAWSDebs   = []string{"tcsh"}
+	gcloudPackage = "google-cloud-cli"
+	awsPluginDebs = []string{"tcsh"}
 	deepspeedDebs = []string{"pdsh", "libaio-dev"}
 )
 
 // Pip requirements, by the file that names them. Each is a requirement as
 // written in the recipe.
 var (
-	pythonPips    = []string{"pip==23.0.1", "setuptools==67.6.1", "wheel==0.40.0"}
-	harnessPips   = []string{"determined", "jupyterlab~=3.5.0", "jupyter-archive~=3.2", "jupyterlab-server~=2.10,<=2.16.5"}
-	horovodPips   = []string{"cmake==3.22.4", "protobuf==3.20.3"}
-	deepspeedPips = []string{"triton==1.0.0"}
-	rocmPips      = []string{"protobuf==3.20.1"}
-	constraints   = []string{"protobuf<=3.20.3"}
-	additional    = []string{"attrdict", "pandas", "matplotlib", "tensorflow-datasets==1.3.2",
+	pythonPips           = []string{"pip==23.0.1", "setuptools==67.6.1", "wheel==0.40.0"}
+	harnessPips          = []string{"determined", "jupyterlab~=3.5.0", "jupyter-archive~=3.2", "jupyterlab-server~=2.10,<=2.16.5"}
+	horovodPips          = []string{"cmake==3.22.4", "protobuf==3.20.3"}
+	deepspeedPips        = []string{"triton==1.0.0"}
+	rocmPips             = []string{"protobuf==3.20.1"}
+	constraints          = []string{"protobuf<=3.20.3", "Pillow<10"}
+	deepspeedConstraints = []string{"pydantic<2"}
+	additional           = []string{"attrdict", "pandas", "matplotlib", "tensorflow-datasets==1.3.2",
 		"Keras-Preprocessing[image]", "petname", "azure-storage-blob", "Pillow>=8.3.2",
 		"analytics-python", "nvidia-ml-py", "protobuf<=3.20.3"}
 )
@@ -91,11 +94,14 @@ func recipeInputs(st stage) ([]Input, error) {
 		}
 		add(pips(harnessPips, scripts+"install_harness_deps.sh")...)
 		add(mpiInputs(st)...)
-		if st.accel == catalog.CUDA {
+		if st.accel == catalog.CUDA && st.img.Fabric.NCCL {
 			add(ncclInputs(st)...)
 		}
 	case "framework":
 		add(gcloudInputs(st)...)
+		if st.img.Fabric.AWSPlugin {
+			add(awsPluginInputs(st)...)
+		}
 		if st.has("HOROVOD_PIP") {
 			add(pips(horovodPips, scripts+"install_horovod.sh")...)
 		}
@@ -103,6 +109,10 @@ func recipeInputs(st stage) ([]Input, error) {
 		if st.has("DEEPSPEED_PIP") {
 			add(ubuntuDebs(st, deepspeedDebs, scripts+"install_deepspeed.sh", "")...)
 			add(pips(deepspeedPips, scripts+"install_deepspeed.sh")...)
+			for _, c := range pips(deepspeedConstraints, scripts+"deepspeed-constraints.txt") {
+				c.Constraint = true
+				add(c)
+			}
 		}
 	case "rocm":
 		debs := append(append([]string{}, debPackages...), debROCm...)
@@ -138,31 +148,40 @@ func condaInstallers(st stage) []Input {
 	return out
 }
 
-// mpiInputs: install_mpi.sh and install_libfabric.sh (amd64 only).
+// mpiInputs: install_mpi.sh and install_libfabric.sh (amd64 only); libfabric
+// only in the bases that take OFI (catalog.Fabric), the others build UCX
+// under WITH_OFI=1 too.
 func mpiInputs(st stage) []Input {
 	mpi := scripts + "install_mpi.sh"
-	out := []Input{
-		fileAt(openMPIURL, "", mpi, "WITH_MPI=1", ""),
-		fileAt(libfabric, "", scripts+"install_libfabric.sh", "WITH_MPI=1 WITH_OFI=1", ""),
-		fileAt(ucxURL, "", mpi, "WITH_MPI=1 WITH_OFI=0", ""),
+	ucx := "WITH_MPI=1"
+	out := []Input{fileAt(openMPIURL, "", mpi, "WITH_MPI=1", "")}
+	if st.img.Fabric.OFI {
+		ucx = "WITH_MPI=1 WITH_OFI=0"
+		out = append(out, fileAt(libfabric, "", scripts+"install_libfabric.sh", "WITH_MPI=1 WITH_OFI=1", ""))
 	}
+	out = append(out, fileAt(ucxURL, "", mpi, ucx, ""))
 	if ubuntu := st.ubuntuVersion(); ubuntu != "" {
-		out = append(out, fileAt(fmt.Sprintf(mofedURL, ubuntu), "", mpi, "WITH_MPI=1 WITH_OFI=0", ""))
+		out = append(out, fileAt(fmt.Sprintf(mofedURL, ubuntu), "", mpi, ucx, ""))
 	}
 	return out
 }
 
-// ncclInputs: install_nccl.sh (CUDA bases). The traced AWS plugin
-// (WITH_AWS_TRACE=1) comes from an internal store named only by BuildKit
-// secrets, so it is not declared.
+// ncclInputs: install_nccl.sh (the CUDA bases that take NCCL).
 func ncclInputs(st stage) []Input {
 	nccl := scripts + "install_nccl.sh"
-	out := []Input{
+	return []Input{
 		{Kind: Git, Name: ncclGit, Version: ncclRef, Source: hostOf(ncclGit), Where: nccl, When: "WITH_NCCL=1"},
 		fileAt(gdrcopyURL, "", nccl, "WITH_NCCL=1", ""),
-		fileAt(awsOFINCCL, "", nccl, "WITH_NCCL=1 WITH_OFI=1 WITH_AWS_TRACE=0", ""),
 	}
-	return append(out, ubuntuDebs(st, ncclAWSDebs, nccl, "WITH_NCCL=1 WITH_OFI=1")...)
+}
+
+// awsPluginInputs: install_aws_ofi_nccl.sh (tf2-gpu). With the secret
+// INTERNAL_AWS_DS the plugin comes from an internal store named only by
+// BuildKit secrets, which is not declared.
+func awsPluginInputs(st stage) []Input {
+	where := scripts + "install_aws_ofi_nccl.sh"
+	const when = "WITH_MPI=1 WITH_OFI=1 WITH_NCCL=1"
+	return append([]Input{fileAt(awsOFINCCL, "", where, when, "")}, ubuntuDebs(st, awsPluginDebs, where, when)...)
 }
 
 func gcloudInputs(st stage) []Input {
