@@ -60,8 +60,8 @@ func TestCredentialsAreNeverPrinted(t *testing.T) {
 		want string // the run must get this far
 	}{
 		{"refused login", []string{"-v", "publishImage", "tf1-cpu"}, nil, "no permission to push to " + reg},
-		{"dry run with build secrets", []string{"-v", "publish"}, []string{"DRY_RUN=1", "WITH_MPI=1", "WITH_NCCL=1", "WITH_AWS_TRACE=1"}, "--secret id=INTERNAL_AWS_DS,env=INTERNAL_AWS_DS"},
-		{"settings", []string{"-v", "settings"}, []string{"WITH_MPI=1", "WITH_NCCL=1", "WITH_AWS_TRACE=1"}, "DOCKERHUB_REGISTRY"},
+		{"dry run with build secrets", []string{"-v", "publish"}, []string{"DRY_RUN=1", "WITH_MPI=1", "WITH_OFI=1", "WITH_NCCL=1", "WITH_AWS_TRACE=1"}, "--secret id=INTERNAL_AWS_DS,env=INTERNAL_AWS_DS"},
+		{"settings", []string{"-v", "settings"}, []string{"WITH_MPI=1", "WITH_OFI=1", "WITH_NCCL=1", "WITH_AWS_TRACE=1"}, "DOCKERHUB_REGISTRY"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := exec.Command(tool, c.args...)
