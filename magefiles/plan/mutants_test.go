@@ -24,22 +24,21 @@ func flagValues(argv []string, flag string) []string {
 	return out
 }
 
-func TestOnlyTheTracedCUDABaseGetsTheAWSSecrets(t *testing.T) {
-	traced := settings(t, map[string]string{"WITH_MPI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"})
-	plain := settings(t, map[string]string{"WITH_MPI": "1", "WITH_NCCL": "1"})
+// TestOnlyTheImageBuildingTheAWSPluginGetsItsSecrets: the secrets that
+// locate the plugin's internal source go to tf2-gpu whenever it builds the
+// plugin (WITH_OFI=1 WITH_NCCL=1, traced or not), and nowhere else.
+func TestOnlyTheImageBuildingTheAWSPluginGetsItsSecrets(t *testing.T) {
+	secrets := []string{"id=INTERNAL_AWS_DS,env=INTERNAL_AWS_DS", "id=INTERNAL_AWS_PATH,env=INTERNAL_AWS_PATH"}
 	for _, tc := range []struct {
 		name string
-		s    string
+		env  map[string]string
 		want map[string][]string // image -> --secret values
 	}{
-		{"traced", "traced", map[string][]string{"gpu-cuda-113-base": {"id=INTERNAL_AWS_DS,env=INTERNAL_AWS_DS", "id=INTERNAL_AWS_PATH,env=INTERNAL_AWS_PATH"}}},
-		{"plain", "plain", map[string][]string{}},
+		{"traced", map[string]string{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1", "WITH_AWS_TRACE": "1"}, map[string][]string{"tf2-gpu": secrets}},
+		{"plugin", map[string]string{"WITH_MPI": "1", "WITH_OFI": "1", "WITH_NCCL": "1"}, map[string][]string{"tf2-gpu": secrets}},
+		{"no plugin", map[string]string{"WITH_MPI": "1", "WITH_NCCL": "1"}, map[string][]string{}},
 	} {
-		s := plain
-		if tc.s == "traced" {
-			s = traced
-		}
-		specs, err := Plan(s, Request{Images: []string{"tf2-gpu", "tf2-cpu"}, Mode: Publish})
+		specs, err := Plan(settings(t, tc.env), Request{Images: []string{"tf2-gpu", "pt-gpu", "tf2-cpu"}, Mode: Publish})
 		if err != nil {
 			t.Fatal(err)
 		}
