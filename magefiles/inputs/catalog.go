@@ -27,6 +27,7 @@ func catalogInputs(img catalog.Image, st stage) ([]Input, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", img.Name, err)
 		}
+		in.Gone = img.FromGone
 		out = append(out, in)
 	}
 	for _, arg := range pipArgs {

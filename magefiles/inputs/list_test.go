@@ -3,6 +3,8 @@ package inputs
 import (
 	"strings"
 	"testing"
+
+	"github.com/determined-ai/environments/magefiles/catalog"
 )
 
 // TestListNamesEveryKind: the listing names each image and an input of
@@ -103,5 +105,22 @@ func TestOnlyKeepsTheImageAndItsBase(t *testing.T) {
 	}
 	if _, err := Only(imgs, "pt-gpux"); err == nil || !strings.Contains(err.Error(), `unknown image "pt-gpux"`) {
 		t.Errorf("unknown image: %v", err)
+	}
+}
+
+// TestGoneBaseIsDeclaredGone: the catalog's FromGone reaches the input, so
+// the check expects the image missing.
+func TestGoneBaseIsDeclaredGone(t *testing.T) {
+	for _, img := range catalog.All() {
+		if img.From == "" {
+			continue
+		}
+		ins, err := For(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ins[0].Kind != Image || ins[0].Name != img.From || ins[0].Gone != img.FromGone {
+			t.Errorf("%s: first input %+v, want image %s gone %q", img.Name, ins[0], img.From, img.FromGone)
+		}
 	}
 }
