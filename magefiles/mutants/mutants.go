@@ -19,10 +19,10 @@ func Packages() []string {
 	return []string{"plan", "variant", "catalog", "publish", "registry", "run", "builder", "build", "schedule", "ci"}
 }
 
-// skippedTests are the tests left out of the mutation runs, with the reason:
-// each mutant runs its package's tests once more, so a test that is flaky
-// under `-cover` and a busy machine would mark survivors as killed.
-func skippedTests(pkg string) []string {
+// flakyTests are the tests left out of every mutation run, with the
+// reason: each mutant runs its package's tests once more, so a test that is
+// flaky under `-cover` and a busy machine would mark survivors as killed.
+func flakyTests(pkg string) []string {
 	switch pkg {
 	case "registry":
 		// The first fails when no write race happened ("the test proves
@@ -31,6 +31,23 @@ func skippedTests(pkg string) []string {
 		// scaled 100 times down: on a loaded machine a few milliseconds of
 		// round trip reorder its waits.
 		return []string{"TestParallelCopiesSurviveWriteRaces", "TestTheDefaultRetriesGiveUpAfterAboutTwoMinutes"}
+	}
+	return nil
+}
+
+// slowTests are left out unless Options.SlowTests: every surviving mutant
+// runs the whole package, and these take most of its time (registry's
+// outage tests wait out the default retry policy, about 15 s; publish's
+// release scenarios play whole CI workflows, about 70 s). Leaving a test
+// out can only let mutants live, so the figures without them are a lower
+// bound.
+func slowTests(pkg string) []string {
+	switch pkg {
+	case "registry":
+		return []string{"TestRegistryDown", "TestDefaultRetriesOutlastAnOutage"}
+	case "publish":
+		return []string{"TestReleaseJobsStartedAtOnce", "TestReleaseToolingOnTheGeneratedWorkflows",
+			"TestReleaseToolingAFailedJobAbortsTheBump", "TestReleaseToolingRefusesAnythingButTheExactSets"}
 	}
 	return nil
 }
@@ -62,6 +79,8 @@ type Options struct {
 	Goal               Goal
 	// Enforce makes Run fail when a package is below the goal.
 	Enforce bool
+	// SlowTests keeps the slow tests (slowTests) in the mutation runs.
+	SlowTests bool
 	// CacheDir holds the built tester; WorkDir the reports and logs.
 	CacheDir, WorkDir string
 	// Out receives the report; Verbose also streams gremlins' own output.
@@ -85,11 +104,15 @@ func Argv(tool, root, pkg, report string, o Options) []string {
 // Env is the environment gremlins runs with for pkg: GOFLAGS (appended to
 // goflags, the caller's) turns off go test's result cache, whose instant
 // replay would otherwise set the time limit of every mutant, and leaves out
-// the package's skipped tests.
-func Env(pkg, goflags string) []string {
+// the package's flaky tests and, unless slow, its slow ones.
+func Env(pkg, goflags string, slow bool) []string {
 	flags := strings.Fields(goflags)
 	flags = append(flags, "-count=1")
-	if s := skippedTests(pkg); len(s) > 0 {
+	s := flakyTests(pkg)
+	if !slow {
+		s = append(s, slowTests(pkg)...)
+	}
+	if len(s) > 0 {
 		flags = append(flags, "-skip=^("+strings.Join(s, "|")+")$")
 	}
 	return []string{"GOFLAGS=" + strings.Join(flags, " ")}
@@ -201,7 +224,7 @@ func runPackage(ctx context.Context, r *run.Runner, tool, pkg string, o Options,
 		w = io.MultiWriter(logf, o.Out)
 	}
 	g := &run.Runner{Out: w, Err: w, Verbose: o.Verbose, Grace: r.Grace, Dir: o.Root,
-		Env: Env(pkg, os.Getenv("GOFLAGS"))}
+		Env: Env(pkg, os.Getenv("GOFLAGS"), o.SlowTests)}
 	if err := g.RunTo(ctx, Argv(tool, o.Root, pkg, report, o), w, w); err != nil {
 		return Score{}, fmt.Errorf("mutants %s: gremlins failed (its output is in %s; a failing or flaky test of the package stops it): %w%s",
 			pkg, logPath, err, logTail(logPath))

@@ -262,10 +262,13 @@ func TestArgvAndEnv(t *testing.T) {
 	if got := Argv("g", "/repo", "ci", "r.json", o); !reflect.DeepEqual(got[len(got)-3:], []string{"--exclude-files", "^citest/", "/repo/magefiles/ci"}) {
 		t.Errorf("ci argv %q: its test stand-in ci/citest must be left out", got)
 	}
-	if env := Env("run", ""); !reflect.DeepEqual(env, []string{"GOFLAGS=-count=1"}) {
+	if env := Env("run", "", false); !reflect.DeepEqual(env, []string{"GOFLAGS=-count=1"}) {
 		t.Errorf("run env %q", env)
 	}
-	if env := Env("registry", "-mod=mod"); !reflect.DeepEqual(env, []string{"GOFLAGS=-mod=mod -count=1 -skip=^(TestParallelCopiesSurviveWriteRaces|TestTheDefaultRetriesGiveUpAfterAboutTwoMinutes)$"}) {
+	if env := Env("registry", "-mod=mod", true); !reflect.DeepEqual(env, []string{"GOFLAGS=-mod=mod -count=1 -skip=^(TestParallelCopiesSurviveWriteRaces|TestTheDefaultRetriesGiveUpAfterAboutTwoMinutes)$"}) {
+		t.Errorf("registry env with the slow tests %q", env)
+	}
+	if env := Env("registry", "", false); !reflect.DeepEqual(env, []string{"GOFLAGS=-count=1 -skip=^(TestParallelCopiesSurviveWriteRaces|TestTheDefaultRetriesGiveUpAfterAboutTwoMinutes|TestRegistryDown|TestDefaultRetriesOutlastAnOutage)$"}) {
 		t.Errorf("registry env %q", env)
 	}
 }
@@ -282,19 +285,19 @@ func TestSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Workers != 1 || o.TimeoutCoefficient != 10 || !o.Enforce || o.Packages != nil || o.Goal != (Goal{95, 90}) {
+	if o.Workers != 1 || o.TimeoutCoefficient != 10 || !o.Enforce || o.SlowTests || o.Packages != nil || o.Goal != (Goal{95, 90}) {
 		t.Errorf("defaults %+v", o)
 	}
-	o, err = Settings(env(PackagesEnv, "run, schedule", WorkersEnv, "2", TimeoutEnv, "20", EnforceEnv, "0"))
+	o, err = Settings(env(PackagesEnv, "run, schedule", WorkersEnv, "2", TimeoutEnv, "20", EnforceEnv, "0", SlowEnv, "1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(o.Packages, []string{"run", "schedule"}) || o.Workers != 2 || o.TimeoutCoefficient != 20 || o.Enforce {
+	if !reflect.DeepEqual(o.Packages, []string{"run", "schedule"}) || o.Workers != 2 || o.TimeoutCoefficient != 20 || o.Enforce || !o.SlowTests {
 		t.Errorf("settings %+v", o)
 	}
 	for _, kv := range [][2]string{
 		{PackagesEnv, "run,stack"}, {WorkersEnv, "0"}, {WorkersEnv, "5"}, {WorkersEnv, "two"},
-		{TimeoutEnv, "0"}, {EnforceEnv, "no"},
+		{TimeoutEnv, "0"}, {EnforceEnv, "no"}, {SlowEnv, "yes"},
 	} {
 		_, err := Settings(env(kv[0], kv[1]))
 		if err == nil || !strings.HasPrefix(err.Error(), kv[0]+"=") {

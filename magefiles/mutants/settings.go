@@ -12,6 +12,7 @@ const (
 	WorkersEnv  = "MUTANTS_WORKERS"  // mutants tested at once; default 1
 	TimeoutEnv  = "MUTANTS_TIMEOUT"  // timeout coefficient; default 10
 	EnforceEnv  = "MUTANTS_ENFORCE"  // 0 reports without failing; default 1
+	SlowEnv     = "MUTANTS_SLOW"     // 1 keeps the slow tests; default 0
 )
 
 // Settings parses the variables into Options (Root, CacheDir, WorkDir, Out
@@ -37,6 +38,15 @@ func Settings(lookup func(string) (string, bool)) (Options, error) {
 	}
 	if o.TimeoutCoefficient, err = positive(lookup, TimeoutEnv, o.TimeoutCoefficient, 100); err != nil {
 		return Options{}, err
+	}
+	if v, ok := lookup(SlowEnv); ok && v != "" {
+		switch v {
+		case "1":
+			o.SlowTests = true
+		case "0":
+		default:
+			return Options{}, fmt.Errorf("%s=%q: want 1 (keep the slow tests) or 0", SlowEnv, v)
+		}
 	}
 	if v, ok := lookup(EnforceEnv); ok && v != "" {
 		switch v {

@@ -18,8 +18,9 @@ import (
 // coverage 90 % once the mutants listed in magefiles/mutants/equivalent.txt
 // are discounted. Slow: about an hour for all packages on 2 cores. Reads
 // MUTANTS_PACKAGES (e.g. run,schedule; default all), MUTANTS_WORKERS
-// (default 1), MUTANTS_TIMEOUT (timeout coefficient, default 10) and
-// MUTANTS_ENFORCE (0 reports without failing).
+// (default 1), MUTANTS_TIMEOUT (timeout coefficient, default 10),
+// MUTANTS_SLOW (1 keeps registry's and publish's slowest tests, left out by
+// default) and MUTANTS_ENFORCE (0 reports without failing).
 func Mutants(ctx context.Context) error {
 	o, err := mutants.Settings(os.LookupEnv)
 	if err != nil {
