@@ -86,3 +86,42 @@ func TestCheckPushPastItsTimeSaysSo(t *testing.T) {
 		t.Errorf("CheckPush to a closed port: %v, want a plain connection error", err)
 	}
 }
+
+// A copy inside one registry uploads nothing: every blob is there already
+// (go-containerregistry's in-memory registry shares blobs between
+// repositories, so each HEAD finds it).
+func TestACopyInsideARegistryUploadsNothing(t *testing.T) {
+	host := newMemRegistry(t)
+	img := platformImage(t, "linux", "amd64", 2, nil)
+	digest := pushImage(t, img, host+"/env:cpu-abc123")
+	stats, err := testClient().Copy(context.Background(), host+"/env@"+digest, []string{host + "/mirror/env:cpu-abc123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (CopyStats{BlobsSkipped: 3}); stats != want {
+		t.Errorf("stats %+v, want %+v (two layers and the config mounted)", stats, want)
+	}
+}
+
+// An index's labels are its linux/amd64 image's, wherever it sits, else the
+// first image's.
+func TestAnIndexTakesTheLabelsOfAmd64ElseOfItsFirstImage(t *testing.T) {
+	host := newMemRegistry(t)
+	for _, tc := range []struct {
+		platforms []string
+		arch      string
+	}{
+		{[]string{"linux/arm64", "linux/amd64"}, "amd64"},
+		{[]string{"linux/arm64", "linux/ppc64le"}, "arm64"},
+	} {
+		ref := host + "/env:" + strings.ReplaceAll(strings.Join(tc.platforms, "-"), "/", "_")
+		d := pushIndex(t, buildIndex(t, tc.platforms...), ref)
+		f, err := testClient().Lookup(context.Background(), []string{ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Images[d].Labels["arch"]; got != tc.arch {
+			t.Errorf("%v: labels of arch %q, want %q", tc.platforms, got, tc.arch)
+		}
+	}
+}
