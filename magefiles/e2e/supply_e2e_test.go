@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,7 +24,16 @@ import (
 
 	"github.com/determined-ai/environments/magefiles/registry"
 	"github.com/determined-ai/environments/magefiles/sign"
+	"github.com/determined-ai/environments/magefiles/stack"
 )
+
+// testLog writes lines to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
 
 // TestSupplyChainPublish: `publishImage tf2-cpu` with real buildx
 // attestations (max provenance, SBOM by the generator stand-in): each of
@@ -95,6 +105,29 @@ func TestSupplyChainPublish(t *testing.T) {
 			if got := listTags(t, repoOf(sp.NGCTags.Hashed)); !slices.Equal(got, want) {
 				t.Errorf("NGC tags %v, want %v (contract tags and the signature's only)", got, want)
 			}
+		}
+	}
+
+	// cosign (pinned in tools/cosign) verifies the in-process signatures at
+	// both registries, bound to each tag, and refuses one for another tag.
+	cosign, err := stack.BuildCosign(context.Background(), testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range specs {
+		if sp.Image.Name != "tf2-cpu" {
+			continue
+		}
+		for _, ref := range append(sp.Tags.List(), sp.NGCTags.List()...) {
+			if out, err := cosignVerify(t, cosign, ref, tagOf(ref)); err != nil {
+				t.Errorf("cosign verify %s: %v\n%s", ref, err, out)
+			}
+		}
+		// As if the tag of another image (pt-cpu's) had been moved here.
+		other := strings.Replace(tagOf(sp.Tags.Hashed), "pytorch-1.12-tf-2.11", "pytorch-1.12", 1)
+		out, err := cosignVerify(t, cosign, sp.Tags.Hashed, other)
+		if err == nil || !strings.Contains(out, "no matching signatures") {
+			t.Errorf("cosign verify of %s as tag %s: %v\n%s", sp.Tags.Hashed, other, err, out)
 		}
 	}
 
@@ -406,4 +439,28 @@ func rawManifestOf(t *testing.T, ref string) []byte {
 		t.Fatal(err)
 	}
 	return d.Manifest
+}
+
+// cosignVerify checks ref with the pinned cosign (tools/cosign) and the
+// suite's public key, the signature bound to tag by its annotation.
+func cosignVerify(t *testing.T, cosign, ref, tag string) (string, error) {
+	t.Helper()
+	v, err := sign.LoadVerifier(signingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := v.PublicPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cosign.pub"), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(cosign, "verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog",
+		"--allow-http-registry", "--output", "text", "-a", sign.OptTag+"="+tag, ref)
+	// No sigstore TUF repository here: cosign warns and goes on (key mode).
+	cmd.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
