@@ -76,6 +76,7 @@ func TestSupplyChainPublish(t *testing.T) {
 				t.Logf("%s at %s: attestation %s subject %s (%d bytes): %d statements", sp.Image.Name, repo, a.Digest, a.Subject, a.Bytes, len(a.Statements))
 				var types []string
 				for _, st := range a.Statements {
+					t.Logf("  %s: %d bytes", st.PredicateType, st.Bytes)
 					types = append(types, st.PredicateType)
 					if strings.HasPrefix(st.PredicateType, "https://slsa.dev/provenance/") {
 						for ref, bd := range sp.Pinned {

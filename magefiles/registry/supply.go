@@ -57,6 +57,7 @@ type Statement struct {
 	// Subjects are the sha256 digests the statement names ("sha256:...").
 	Subjects  []string
 	Predicate json.RawMessage
+	Bytes     int // of the layer
 }
 
 type statementJSON struct {
@@ -157,7 +158,7 @@ func readAttestation(ctx context.Context, idx v1.ImageIndex, d v1.Descriptor) (A
 		if err := json.Unmarshal(body, &st); err != nil {
 			return a, fmt.Errorf("%w: attestation layer %s is not an in-toto statement: %w", ErrVerify, l.Digest, err)
 		}
-		out := Statement{PredicateType: st.PredicateType, Predicate: st.Predicate}
+		out := Statement{PredicateType: st.PredicateType, Predicate: st.Predicate, Bytes: len(body)}
 		for _, sub := range st.Subject {
 			if h := sub.Digest["sha256"]; h != "" {
 				out.Subjects = append(out.Subjects, "sha256:"+h)
