@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -122,6 +126,58 @@ func TestAnIndexTakesTheLabelsOfAmd64ElseOfItsFirstImage(t *testing.T) {
 		}
 		if got := f.Images[d].Labels["arch"]; got != tc.arch {
 			t.Errorf("%v: labels of arch %q, want %q", tc.platforms, got, tc.arch)
+		}
+	}
+}
+
+func TestALeaseIsWrittenAndReadBack(t *testing.T) {
+	host := newMemRegistry(t)
+	c := testClient()
+	ctx := context.Background()
+	tag := host + "/env:cpu-py-38-base-build-lease"
+	if l, found, err := c.ReadLease(ctx, tag); err != nil || found || l != (Lease{}) {
+		t.Errorf("no lease yet: %+v, %v, %v; want not found and no error", l, found, err)
+	}
+	want := Lease{Inputs: "sha256:abc", Holder: "ci/42/beef", Expires: time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)}
+	if err := c.WriteLease(ctx, tag, want); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := c.ReadLease(ctx, tag)
+	if err != nil || !found || !got.Expires.Equal(want.Expires) || got.Holder != want.Holder || got.Inputs != want.Inputs {
+		t.Errorf("read back %+v, %v, %v; want %+v", got, found, err, want)
+	}
+}
+
+func TestWhatIsNotALeaseIsAnError(t *testing.T) {
+	host := newMemRegistry(t)
+	c := testClient()
+	ctx := context.Background()
+	// An image without the label sits at the lease's tag.
+	pushImage(t, platformImage(t, "linux", "amd64", 1, nil), host+"/env:x-build-lease")
+	if _, found, err := c.ReadLease(ctx, host+"/env:x-build-lease"); err == nil || found || !strings.Contains(err.Error(), "the image there is no lease") {
+		t.Errorf("an image that is no lease: found %v, %v", found, err)
+	}
+	// The label is not a lease.
+	img, err := mutate.Config(empty.Image, v1.Config{Labels: map[string]string{LeaseLabel: "{not json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(mustRef(t, host+"/env:y-build-lease"), img); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := c.ReadLease(ctx, host+"/env:y-build-lease"); err == nil || found || !strings.HasPrefix(err.Error(), "reading lease "+host+"/env:y-build-lease: ") {
+		t.Errorf("a label that is no lease: found %v, %v", found, err)
+	}
+	// Bad tags and unreachable registries are errors, never "no lease".
+	for _, tag := range []string{"Not A Tag", "127.0.0.1:1/env:x-build-lease"} {
+		if _, found, err := testClient(WithRetry(1, time.Millisecond)).ReadLease(ctx, tag); err == nil || found {
+			t.Errorf("ReadLease(%q): found %v, %v; want an error", tag, found, err)
+		}
+		err := testClient(WithRetry(1, time.Millisecond)).WriteLease(ctx, tag, Lease{Holder: "h"})
+		if err == nil {
+			t.Errorf("WriteLease(%q): no error", tag)
+		} else if strings.Contains(tag, "127.0.0.1:1") && !strings.Contains(err.Error(), "writing lease") {
+			t.Errorf("WriteLease(%q): %v, want it to say writing lease", tag, err)
 		}
 	}
 }
