@@ -12,10 +12,13 @@ import (
 )
 
 // TestRun measures every figure, as `go run magefile.go bench` does (root,
-// about five minutes; BENCH_BAKE_ROUNDS as for TestBakeRatio): go test -tags e2e -count=1 -v -run TestRun ./magefiles/bench/
+// about five minutes, plus a few for the local-build figures; BENCH_BAKE_ROUNDS
+// as for TestBakeRatio, BENCH_LOCAL_ROUNDS as for TestLocalBuildOverhead):
+// go test -tags e2e -count=1 -v -timeout 60m -run TestRun ./magefiles/bench/
 func TestRun(t *testing.T) {
 	bakeRoundsFromEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	roundsFromEnv(t, "BENCH_LOCAL_ROUNDS", &localBuildRounds)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	var out strings.Builder
 	err := Run(ctx, filepath.Join("..", ".."), &out)
