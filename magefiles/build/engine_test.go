@@ -151,3 +151,58 @@ func TestANamedBuilderWinsOverTheEngines(t *testing.T) {
 		t.Errorf("build: %s", line)
 	}
 }
+
+// creatingEngineDocker is a docker whose engine's builder ("default")
+// lists linux/amd64 only and which has no other builder until `docker
+// buildx create` makes one.
+const creatingEngineDocker = `#!/bin/sh
+printf '%s\0' "$@" >> "$FAKE_LOG"
+printf '\n' >> "$FAKE_LOG"
+case "$1 $2" in
+  "--version "*) echo "Docker version 28.2.2, build e6534b4";;
+  "buildx version") echo "github.com/docker/buildx v0.38.2 abc";;
+  "version --format") echo linux/amd64;;
+  "image inspect") echo linux/arm64;;
+  "buildx create") touch "$FAKE_BUILDERS/$4";;
+  "buildx inspect")
+    if [ "$4" = default ]; then printf 'Name: default\nDriver: docker\nPlatforms: linux/amd64, linux/386\n'; exit 0; fi
+    if [ ! -e "$FAKE_BUILDERS/$4" ]; then echo "ERROR: no builder \"$4\" found" >&2; exit 1; fi
+    printf 'Name: %s\nDriver: docker-container\nPlatforms: linux/amd64, linux/arm64\n' "$4";;
+esac
+exit 0
+`
+
+// TestTheFallbackBuilderIsCreatedWhenMissing: the fallback of a local build
+// is the builder `mage builder` makes, created (docker-container) when it
+// does not exist yet, after the line saying why and before the build.
+func TestTheFallbackBuilderIsCreatedWhenMissing(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(creatingEngineDocker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	defaultDockerContext(t)
+	log := filepath.Join(dir, "calls")
+	t.Setenv("FAKE_LOG", log)
+	t.Setenv("FAKE_BUILDERS", t.TempDir())
+	e, out := testEnv(t, repoRoot, nil)
+	if err := e.Build(context.Background(), []string{"cpu-py-38-base"}, plan.LocalArm64); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	created, built := -1, -1
+	for i, c := range calls(t, log) {
+		line := strings.Join(c, " ")
+		if line == "docker buildx create --name determined-environments --driver docker-container --bootstrap" {
+			created = i
+		}
+		if strings.HasPrefix(line, "docker buildx build --builder determined-environments ") && strings.HasSuffix(line, " --load .") {
+			built = i
+		}
+	}
+	if created < 0 || built < created {
+		t.Errorf("determined-environments not created before the build (create at %d, build at %d): %q", created, built, calls(t, log))
+	}
+	if !strings.Contains(out.String(), `WRN building on builder determined-environments with --load`) {
+		t.Errorf("no line says why:\n%s", out)
+	}
+}
