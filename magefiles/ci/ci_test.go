@@ -209,7 +209,7 @@ func TestEveryJobInstallsLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 		if mpi == "0" && slices.Contains(arm64Images, image) {
 			want = append(want, "arm64-emulation")
 		}
-		want = append(want, "compile-tool", "builder", "save-go-cache")
+		want = append(want, "signing-key", "compile-tool", "builder", "save-go-cache")
 		env := "WITH_MPI=" + mpi + " ARTIFACTS_DIR=/tmp/artifacts PUBLISH_REPORT=/tmp/publish-report.json"
 		if dev {
 			env = "NGC_PUBLISH=0 REGISTRY_REPO=environments-dev " + env
@@ -222,13 +222,13 @@ func TestEveryJobInstallsLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 			t.Errorf("%s runs on %s", name, j.Executor)
 		}
 	}
-	for _, cmd := range []string{"restore-go-cache", "install-go", "install-docker", "install-buildx", "save-go-cache", "docker-login", "ngc-login", "arm64-emulation", "compile-tool", "builder", "report"} {
+	for _, cmd := range []string{"restore-go-cache", "install-go", "install-docker", "install-buildx", "save-go-cache", "docker-login", "ngc-login", "arm64-emulation", "signing-key", "compile-tool", "builder", "report"} {
 		if _, ok := c.Commands[cmd]; !ok {
 			t.Errorf("command %s not defined", cmd)
 		}
 	}
-	if len(c.Commands) != 11 {
-		t.Errorf("commands %v, want the 11 the jobs use", keys(c.Commands))
+	if len(c.Commands) != 12 {
+		t.Errorf("commands %v, want the 12 the jobs use", keys(c.Commands))
 	}
 	text, _ := Config()
 	for _, want := range []string{
@@ -239,6 +239,7 @@ func TestEveryJobInstallsLogsInPublishesAndStoresOnlyItsOwnFile(t *testing.T) {
 		"h1:",
 		"GOFLAGS=-trimpath go run magefile.go -compile /tmp/envs",
 		"command: /tmp/envs builder",
+		`export SIGNING_KEY=`,
 		"docker-ce='5:",
 		`cp "$bin" "$HOME/.docker/cli-plugins/docker-buildx"`,
 	} {

@@ -81,6 +81,7 @@ func Commands() []Command {
 		run("docker-login", "Log in to Docker Hub", dockerLogin),
 		run("ngc-login", "Log in to NGC", ngcLogin),
 		run("arm64-emulation", "Register arm64 emulation (QEMU, pinned by digest)", arm64Emulation),
+		run("signing-key", "Write the image signing key (SIGNING_KEY, docs/supply-chain.md)", signingKey),
 		// -trimpath: the compiled packages do not depend on where the
 		// checkout is, so the restored build cache serves them.
 		run("compile-tool", "Compile the tool once ("+Tool+")", "GOFLAGS=-trimpath go run magefile.go -compile "+Tool),
@@ -112,7 +113,7 @@ func (j Job) Steps() []Step {
 	if j.Arm64 {
 		steps = append(steps, use("arm64-emulation")...)
 	}
-	steps = append(steps, use("compile-tool", "builder", "save-go-cache")...)
+	steps = append(steps, use("signing-key", "compile-tool", "builder", "save-go-cache")...)
 	what := j.Image
 	if j.Base != "" {
 		what += " and its base " + j.Base
@@ -195,6 +196,17 @@ var (
 		`set -euo pipefail`,
 		`host=${NGC_REGISTRY:-nvcr.io/isv-ngc-partner/determined}; host=${host%%/*}`,
 		`echo "$NGC_API_KEY" | docker login -u "$NGC_API_USERNAME" --password-stdin "$host"`,
+	)
+	// The key publish signs every image with comes from the context's
+	// ENVIRONMENTS_SIGNING_KEY (the PEM text); the file is the job's only.
+	// Keyless signing (CircleCI's OIDC token for sigstore) is not
+	// implemented: docs/supply-chain.md.
+	signingKey = lines(
+		`set -euo pipefail`,
+		`if [ -z "${ENVIRONMENTS_SIGNING_KEY:-}" ]; then echo "signing-key: ENVIRONMENTS_SIGNING_KEY (the PEM ECDSA P-256 key every published image is signed with, docs/supply-chain.md) is not set in the job's context" >&2; exit 1; fi`,
+		`key="$HOME/.environments-signing.pem"`,
+		`(umask 077 && printf '%s\n' "$ENVIRONMENTS_SIGNING_KEY" > "$key")`,
+		`echo "export SIGNING_KEY=\"$key\"" >> "$BASH_ENV"`,
 	)
 	arm64Emulation = lines(
 		`set -euo pipefail`,
