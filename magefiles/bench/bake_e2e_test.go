@@ -14,7 +14,7 @@ import (
 func TestBakeRatio(t *testing.T) {
 	bakeRoundsFromEnv(t)
 	ctx, r, out, tool, work := figureTest(t, 30*time.Minute)
-	b, stop, err := startStack(ctx, r, tool, filepath.Join(work, "stack"))
+	b, stop, err := startStack(ctx, r, filepath.Join("..", ".."), tool, filepath.Join(work, "stack"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,9 @@ type stackBench struct {
 	st   *stack.Stack
 	work string
 	runs int
+	// supply are SIGNING_KEY and SBOM_GENERATOR for the stack (every
+	// publish signs and attests).
+	supply map[string]string
 }
 
 // run is one tool run in a benchmark repository.
@@ -131,6 +134,9 @@ func (b *stackBench) baseSettings(repoName string) map[string]string {
 func (b *stackBench) exec(ctx context.Context, label string, repo *benchRepo, set map[string]string, args ...string) (*run, error) {
 	b.runs++
 	env := map[string]string{}
+	for k, v := range b.supply {
+		env[k] = v
+	}
 	for k, v := range set {
 		env[k] = v
 	}
@@ -195,8 +201,9 @@ func (b *stackBench) publishFresh(ctx context.Context, label string, jobs int, f
 }
 
 // startStack provisions and starts the stack with the stand-in base images
-// and returns the bench on it and the function that stops it.
-func startStack(ctx context.Context, r *reporter, tool, work string) (*stackBench, func(), error) {
+// and the supply chain's key and SBOM generator stand-in, and returns the
+// bench on it and the function that stops it. root is the checkout.
+func startStack(ctx context.Context, r *reporter, root, tool, work string) (*stackBench, func(), error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -218,20 +225,25 @@ func startStack(ctx context.Context, r *reporter, tool, work string) (*stackBenc
 		stop()
 		return nil, nil, err
 	}
+	key, gen, err := st.SeedSupplyChain(ctx, root, work)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
 	r.note("stack ready in %s", time.Since(start).Round(100*time.Millisecond))
-	return &stackBench{r: r, tool: tool, st: st, work: work}, stop, nil
+	return &stackBench{r: r, root: root, tool: tool, st: st, work: work,
+		supply: map[string]string{"SIGNING_KEY": key, "SBOM_GENERATOR": gen}}, stop, nil
 }
 
 // stackFigures provisions and starts the stack and measures the figures that
 // need it. Figures that cannot be measured are passed to fail; the error
 // returned is for a stack that cannot run at all.
 func stackFigures(ctx context.Context, r *reporter, root, tool, work string, fail func(string, error)) error {
-	b, stop, err := startStack(ctx, r, tool, work)
+	b, stop, err := startStack(ctx, r, root, tool, work)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	b.root = root // onePin copies the tool's source from the checkout
 
 	par, err := b.schedulerFigures(ctx)
 	if err != nil {
