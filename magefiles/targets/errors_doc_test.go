@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -49,6 +50,11 @@ type errorRow struct {
 	// subst replaces placeholders of the documented message (whole words:
 	// X, REF, or literal text such as a registry name) with this run's values.
 	subst map[string]string
+	// coveredBy, instead of a run here, names the test that makes the tool
+	// print the message and checks its start ("magefiles/<pkg> TestName"):
+	// that test must exist and hold the message's text up to its first "…"
+	// or placeholder.
+	coveredBy string
 }
 
 // errorsTable is the table of docs/errors.md (README.md before it moved):
@@ -254,6 +260,10 @@ func TestEveryRowOfTheErrorsTableIsProduced(t *testing.T) {
 				continue
 			}
 			t.Run(msg, func(t *testing.T) {
+				if row.coveredBy != "" {
+					checkCoveredBy(t, root, msg, row.coveredBy)
+					return
+				}
 				repo := gitRepo(t, "0.26.4\n")
 				env := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "RECIPES_DIR="+root, "NO_COLOR=1", "ARTIFACTS_DIR="+filepath.Join(t.TempDir(), "artifacts"))
 				if row.setup != nil {
@@ -370,4 +380,38 @@ func seedMirror(t *testing.T, host, ref string) {
 	if err := remote.Write(dst, img); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkCoveredBy checks that the test named by coveredBy ("magefiles/<pkg>
+// TestName") exists and that its file holds msg's literal start.
+func checkCoveredBy(t *testing.T, root, msg, coveredBy string) {
+	t.Helper()
+	pkg, test, ok := strings.Cut(coveredBy, " ")
+	if !ok {
+		t.Fatalf("coveredBy %q: want \"magefiles/<pkg> TestName\"", coveredBy)
+	}
+	literal := msg
+	if i := strings.IndexAny(literal, "…<"); i >= 0 {
+		literal = literal[:i]
+	}
+	files, _ := filepath.Glob(filepath.Join(root, pkg, "*_test.go"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "func "+test+"(t *testing.T)") {
+			if !strings.Contains(string(b), strings.TrimSpace(literal)) && !strings.Contains(string(b), strconvQuote(strings.TrimSpace(literal))) {
+				t.Errorf("%s (%s) does not check the start of %q", test, f, msg)
+			}
+			return
+		}
+	}
+	t.Errorf("%q is said to be covered by %s, which does not exist", msg, coveredBy)
+}
+
+// strconvQuote is s as it appears inside a Go string literal.
+func strconvQuote(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
