@@ -5,6 +5,8 @@ package publish
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,5 +25,19 @@ func TestACleanArtifactsDirGetsNoForeignFileNote(t *testing.T) {
 	}
 	if strings.Contains(h.err.String(), "should hold only") {
 		t.Errorf("a note about foreign files in a clean ARTIFACTS_DIR:\n%s", h.err.String())
+	}
+}
+
+// A lease holder names the machine and the process (and a random part), so
+// a waiting job's log says who builds.
+func TestALeaseHolderNamesTheMachineAndTheProcess(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newHolder(), newHolder()
+	prefix := fmt.Sprintf("%s/%d/", host, os.Getpid())
+	if !strings.HasPrefix(a, prefix) || len(a) != len(prefix)+8 || a == b {
+		t.Errorf("holders %q and %q, want %s<8 random hex digits>, each its own", a, b, prefix)
 	}
 }

@@ -181,3 +181,28 @@ func TestWhatIsNotALeaseIsAnError(t *testing.T) {
 		}
 	}
 }
+
+func TestAZeroTimeoutKeepsTheDefault(t *testing.T) {
+	if c := New(WithTimeout(0)); c.timeout != defaultTimeout {
+		t.Errorf("WithTimeout(0): timeout %s, want the default %s", c.timeout, defaultTimeout)
+	}
+	if c := New(WithTimeout(time.Second)); c.timeout != time.Second {
+		t.Errorf("WithTimeout(1s): timeout %s", c.timeout)
+	}
+}
+
+// A bare registry host that is no image reference still counts.
+func TestLoopbackRegistryHosts(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"[::1]:5000":               true,
+		"LOCALHOST:5000":           true,
+		"127.0.0.1:5000/env:x":     true,
+		"nvcr.io/isv-ngc/env:x":    false,
+		"[2001:db8::1]:5000":       false,
+		"determinedai/environment": false,
+	} {
+		if got := IsLoopback(ref); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", ref, got, want)
+		}
+	}
+}
