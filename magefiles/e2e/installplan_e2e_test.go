@@ -85,6 +85,9 @@ func TestInstallPlan(t *testing.T) {
 			"PUSH":               "1",
 			"RECIPES_DIR":        rootDir,
 			"BUILDX_BUILDER":     stk.Builder,
+			// The planned publish argv attests an SBOM: the suite's
+			// generator stand-in on the Mirror, as every scenario uses.
+			"SBOM_GENERATOR": sbomGenerator,
 		}
 		for k, val := range v.env {
 			env[k] = val
