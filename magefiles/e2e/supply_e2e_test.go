@@ -79,6 +79,13 @@ func TestSupplyChainPublish(t *testing.T) {
 					t.Logf("  %s: %d bytes", st.PredicateType, st.Bytes)
 					types = append(types, st.PredicateType)
 					if strings.HasPrefix(st.PredicateType, "https://slsa.dev/provenance/") {
+						// Max mode records the recipe and the build
+						// arguments, the commit among them.
+						for _, want := range []string{"build-arg:BUILD_REVISION", sc.hash, "Dockerfile.cpu"} {
+							if !strings.Contains(string(st.Predicate), want) {
+								t.Errorf("%s: the provenance does not record %q", sp.Image.Name, want)
+							}
+						}
 						for ref, bd := range sp.Pinned {
 							if !strings.Contains(string(st.Predicate), strings.TrimPrefix(bd, "sha256:")) {
 								t.Errorf("%s: provenance does not name %s@%s", sp.Image.Name, ref, bd)
