@@ -25,6 +25,7 @@ import (
 	"github.com/determined-ai/environments/magefiles/registry"
 	"github.com/determined-ai/environments/magefiles/sign"
 	"github.com/determined-ai/environments/magefiles/stack"
+	"github.com/determined-ai/environments/magefiles/supplytest"
 )
 
 // testLog writes lines to the test log.
@@ -155,15 +156,10 @@ func tagOf(ref string) string  { return ref[strings.LastIndex(ref, ":")+1:] }
 
 func listTags(t *testing.T, repo string) []string {
 	t.Helper()
-	r, err := name.NewRepository(repo, name.Insecure)
+	tags, err := supplytest.Tags(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tags, err := remote.List(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(tags)
 	return tags
 }
 

@@ -9,7 +9,11 @@ package supplytest
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -221,4 +225,18 @@ func (w withSubject) Digest() (v1.Hash, error) {
 func (w withSubject) Size() (int64, error) {
 	raw, err := w.RawManifest()
 	return int64(len(raw)), err
+}
+
+// Tags lists the tags of repo (a loopback registry), sorted.
+func Tags(repo string) ([]string, error) {
+	r, err := name.NewRepository(repo, name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := remote.List(r)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(tags)
+	return tags, nil
 }
