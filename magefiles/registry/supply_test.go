@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/determined-ai/environments/magefiles/supplytest"
 )
 
