@@ -358,7 +358,11 @@ func (p *publisher) checkSupplyAt(ctx context.Context, where, repo string, sp pl
 // (the whole signature manifest: it holds the signatures of every tag).
 func (p *publisher) copySignatures(ctx context.Context, sp plan.Spec, digest string) error {
 	src, dst := repoOf(sp.Tags.Hashed), repoOf(sp.NGCTags.Hashed)
-	p.e.Runner.Note("copy signatures %s:%s -> %s", src, registry.SignatureTag(digest), dst)
+	tag := registry.SignatureTag(digest)
+	if p.dry {
+		tag = "sha256-<hex>.sig"
+	}
+	p.e.Runner.Note("copy signatures %s:%s -> %s", src, tag, dst)
 	if p.dry {
 		return nil
 	}
