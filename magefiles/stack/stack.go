@@ -189,9 +189,31 @@ http:
 health:
   storagedriver:
     enabled: false
-`
+%s`
+
+// TokenAuth is the token authentication of a registry, as Docker Hub and
+// NGC do it: an anonymous request is answered 401 with a Bearer challenge
+// naming Realm and Service, and a JWT from the realm signed by the key of
+// the certificate in RootCertBundle (a PEM file) with issuer Issuer grants
+// the repository actions it lists.
+type TokenAuth struct {
+	Realm, Service, Issuer, RootCertBundle string
+}
+
+// StartTokenRegistry starts one more registry (Debian's docker-registry) on
+// loopback that wants token authentication, and returns its host:port. It
+// is stopped with the stack.
+func (s *Stack) StartTokenRegistry(ctx context.Context, name string, a TokenAuth) (string, error) {
+	return s.startRegistryWith(ctx, name, fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
+		a.Realm, a.Service, a.Issuer, a.RootCertBundle))
+}
 
 func (s *Stack) startRegistry(ctx context.Context, name string) (string, error) {
+	return s.startRegistryWith(ctx, name, "")
+}
+
+// startRegistryWith starts a registry with extra top-level config.
+func (s *Stack) startRegistryWith(ctx context.Context, name, extra string) (string, error) {
 	dir := filepath.Join(s.workDir, "registry-"+name)
 	if err := os.MkdirAll(filepath.Join(dir, "storage"), 0o755); err != nil {
 		return "", fmt.Errorf("stack: %w", err)
@@ -204,7 +226,7 @@ func (s *Stack) startRegistry(ctx context.Context, name string) (string, error) 
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		conf := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, registryConfig, filepath.Join(dir, "storage"), addr), 0o644); err != nil {
+		if err := os.WriteFile(conf, fmt.Appendf(nil, registryConfig, filepath.Join(dir, "storage"), addr, extra), 0o644); err != nil {
 			return "", fmt.Errorf("stack: %w", err)
 		}
 		p, err := startProc(ctx, "registry "+name, filepath.Join(dir, "registry.log"), nil, s.tools.Registry, "serve", conf)
@@ -217,7 +239,7 @@ func (s *Stack) startRegistry(ctx context.Context, name string) (string, error) 
 				return err
 			}
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
+			if resp.StatusCode != http.StatusOK && (extra == "" || resp.StatusCode != http.StatusUnauthorized) {
 				return fmt.Errorf("GET /v2/: %s", resp.Status)
 			}
 			return nil
