@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -241,9 +243,35 @@ func (c *Client) Signatures(ctx context.Context, repo, digest string) ([]Signatu
 // repo:sha256-<hex>.sig is written again with the signatures it held plus
 // the new ones (a payload already there with the same signature is not
 // added twice). It is a read-modify-write: two processes signing the same
-// digest at once could lose one's signatures; publish signs an image only
-// from the one job that publishes it.
+// digest at once could lose one's signatures. CI jobs that share a base
+// image each publish it, and may sign it at the same time; a write the
+// registry refuses as racing (race.go) is done again from a fresh read.
 func (c *Client) AddSignatures(ctx context.Context, repo, digest string, sigs []Signature) error {
+	delay := min(c.initial, raceInitial)
+	for attempt := 1; ; attempt++ {
+		err := c.addSignaturesOnce(ctx, repo, digest, sigs)
+		if err == nil || !writeRace(err) || ctx.Err() != nil || attempt == raceAttempts {
+			return err
+		}
+		if sleepCtx(ctx, delay/2+rand.N(delay/2+1)) != nil {
+			return err
+		}
+		delay = min(2*delay, raceMaxDelay)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (c *Client) addSignaturesOnce(ctx context.Context, repo, digest string, sigs []Signature) error {
 	old, err := c.Signatures(ctx, repo, digest)
 	if err != nil {
 		return err
