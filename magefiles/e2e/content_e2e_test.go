@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/determined-ai/environments/magefiles/plan"
+	"github.com/determined-ai/environments/magefiles/registry"
+	"github.com/determined-ai/environments/magefiles/supplytest"
 )
 
 // Content-addressed publishing (docs/publishing.md, "Reuse"): images are
@@ -69,8 +72,9 @@ func only(specs []plan.Spec, names ...string) []plan.Spec {
 // replaceUnderTags pushes, under every tag of tags, other content with the
 // same config labels as what the tags hold now (a FORCE=1 base-only run
 // leaves this behind): each platform image gets one more environment
-// variable. It returns the new digest.
-func replaceUnderTags(t *testing.T, tags []string) string {
+// variable, and an attestation as a build makes it (provenance naming
+// materials, an SBOM). It returns the new digest.
+func replaceUnderTags(t *testing.T, tags []string, materials map[string]string) string {
 	t.Helper()
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for platform, img := range platformImages(t, tags[0]) {
@@ -85,8 +89,13 @@ func replaceUnderTags(t *testing.T, tags []string) string {
 			t.Fatal(err)
 		}
 		os, arch, _ := strings.Cut(platform, "/")
+		att, desc, err := supplytest.Attestation(moved, platform, supplytest.Options{Materials: materials})
+		if err != nil {
+			t.Fatal(err)
+		}
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: moved,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}},
+			mutate.IndexAddendum{Add: att, Descriptor: desc})
 	}
 	for _, tag := range tags {
 		if err := remote.WriteIndex(ref(t, tag), idx); err != nil {
@@ -113,7 +122,7 @@ func TestContentMovedBase(t *testing.T) {
 	specs = only(specs, "gpu-cuda-113-base", "pt-gpu")
 	before := published(t, sc.dir, specs, nil)
 	base := specs[0]
-	moved := replaceUnderTags(t, base.Tags.List())
+	moved := replaceUnderTags(t, base.Tags.List(), base.Pinned)
 	if moved == before[base.Image.Name] {
 		t.Fatal("the replacement has the same digest")
 	}
@@ -172,8 +181,17 @@ func TestContentReadmeOnlyCommit(t *testing.T) {
 		t.Fatalf("the README-only publish failed (exit %d):\n%s", r.code, r.tail(80))
 	}
 	checkNoBuild(t, sc, r, images, previous)
-	if n := added(bl, blobs(t, "hub", "ngc")); len(n) > 0 {
-		t.Errorf("the README-only publish uploaded %d blobs: %v", len(n), n)
+	// The new hashed tags get their signatures (docs/supply-chain.md): the
+	// signature manifests are the only new blobs.
+	sigs := signatureBlobs(t, sc, first, previous)
+	var other []string
+	for _, b := range added(bl, blobs(t, "hub", "ngc")) {
+		if !slices.Contains(sigs, b) {
+			other = append(other, b)
+		}
+	}
+	if len(other) > 0 {
+		t.Errorf("the README-only publish uploaded %d blobs besides the new signatures: %v", len(other), other)
 	}
 
 	// Docker Hub down for 20 s, then back.
@@ -255,4 +273,41 @@ func argOf(sp plan.Spec, name string) string {
 		}
 	}
 	return ""
+}
+
+// signatureBlobs are the blobs (as blobs lists them) of the signature
+// manifests of specs' images at Docker Hub and NGC: the manifest, its
+// config and its payloads.
+func signatureBlobs(t *testing.T, sc *scenario, specs []plan.Spec, digests map[string]string) []string {
+	t.Helper()
+	var out []string
+	entry := func(reg, d string) string {
+		hex := strings.TrimPrefix(d, "sha256:")
+		return reg + " sha256/" + hex[:2] + "/" + hex
+	}
+	for _, sp := range specs {
+		for reg, tags := range map[string]plan.Tags{"hub": sp.Tags, "ngc": sp.NGCTags} {
+			if tags.Hashed == "" {
+				continue
+			}
+			sigRef := repoOf(tags.Hashed) + ":" + registry.SignatureTag(digests[sp.Image.Name])
+			img, err := remote.Image(ref(t, sigRef))
+			if err != nil {
+				t.Fatalf("%s: %v", sigRef, err)
+			}
+			m, err := img.Manifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := img.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, entry(reg, d.String()), entry(reg, m.Config.Digest.String()))
+			for _, l := range m.Layers {
+				out = append(out, entry(reg, l.Digest.String()))
+			}
+		}
+	}
+	return out
 }
