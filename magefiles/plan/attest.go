@@ -9,14 +9,16 @@ import (
 	"github.com/determined-ai/environments/magefiles/catalog"
 )
 
-// Attestations are the buildx flags of the attestations a publish build
-// pushes with the image (docs/supply-chain.md): SLSA provenance in max mode
-// (the materials, among them the base images by digest; the recipe; the
-// build arguments, which therefore must hold no secret: checkNoSecrets) and
-// an SBOM made by the pinned generator (SBOM_GENERATOR). Local builds get
-// none: the Docker Engine's image store cannot hold them.
+// Attestations are the buildx flags of the attestations a pushed build
+// (publish, PUSH=1) pushes with the image (docs/supply-chain.md): SLSA
+// provenance in max mode (the materials, among them the base images by
+// digest; the recipe; the build arguments, which therefore must hold no
+// secret: checkNoSecrets) and an SBOM made by the pinned generator
+// (SBOM_GENERATOR). Local builds get none: the Docker Engine's image store
+// cannot hold them. A PUSH=1 build has the inputs of the publish of the
+// same image, so a publish may keep it (and signs it then).
 func (sp Spec) Attestations() []string {
-	if sp.opts.mode != Publish || !sp.Push {
+	if !sp.Push {
 		return nil
 	}
 	out := []string{"--attest", "type=provenance,mode=max"}

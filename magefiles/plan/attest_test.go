@@ -24,6 +24,15 @@ func TestPublishBuildsCarryAttestations(t *testing.T) {
 			t.Errorf("publish argv lacks %q: %s", want, argv)
 		}
 	}
+	// A PUSH=1 build attests too, with the same inputs as the publish.
+	s.Push = true
+	pushed, err := Plan(s, Request{Images: []string{"tf2-cpu"}, Mode: Build})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pushed[0].Argv, "--attest") || pushed[0].InputsDigest != pub[0].InputsDigest {
+		t.Errorf("PUSH=1 build: argv %v, inputs %s (publish: %s)", pushed[0].Argv, pushed[0].InputsDigest, pub[0].InputsDigest)
+	}
 	s.Push = false
 	local, err := Plan(s, Request{Images: []string{"tf2-cpu"}, Mode: Build})
 	if err != nil {

@@ -154,8 +154,8 @@ func inputsDigest(sp Spec) string {
 	ids := append([]string(nil), sp.Secrets...)
 	sort.Strings(ids)
 	fmt.Fprintf(h, "secrets=%s\n", strings.Join(ids, ","))
-	if sp.opts.mode == Publish {
-		// A published image carries the attestations (Attestations), so an
+	if sp.Push {
+		// A pushed image carries the attestations (Attestations), so an
 		// image published before they existed is not up to date. The
 		// generator's digest is not an input: a new generator does not
 		// rebuild the images.
