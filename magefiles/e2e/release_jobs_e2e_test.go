@@ -109,9 +109,10 @@ func TestCIJobsOnLoginOnlyRegistries(t *testing.T) {
 		// Where Docker Hub, nvcr.io and docker.io's library images are here.
 		"DOCKERHUB_REGISTRY": hub + "/determinedai", "NGC_REGISTRY": ngc + "/ngc",
 		"REGISTRY_MIRRORS": "docker.io=" + stk.Mirror,
-		// Signing and SBOMs as the suite does them (the generated config has
-		// no signing step yet: keyless signing is not implemented).
-		"SIGNING_KEY": signingKey, "SBOM_GENERATOR": sbomGenerator,
+		// The signing key as the context holds it (the PEM text; the
+		// signing-key step writes it to a file), and the suite's SBOM
+		// generator stand-in.
+		"ENVIRONMENTS_SIGNING_KEY": readSigningKey(t), "SBOM_GENERATOR": sbomGenerator,
 	}
 	m := machineSpec{checkout: checkout, context: cictx, cacheDir: filepath.Join(dir, "ci-cache"), builder: stk.BuildkitdAddr}
 	f := parseCI(t)
@@ -267,4 +268,14 @@ func loginHas(t *testing.T, tag, user, pass string) bool {
 	}
 	_, err = remote.Head(r, remote.WithAuth(&authn.Basic{Username: user, Password: pass}), remote.WithContext(context.Background()))
 	return err == nil
+}
+
+// readSigningKey is the PEM text of the suite's signing key.
+func readSigningKey(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(signingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
