@@ -206,3 +206,18 @@ func TestLoopbackRegistryHosts(t *testing.T) {
 		}
 	}
 }
+
+// A tag that points at another digest than the wanted one fails
+// verification, and the result still says what the tag points at.
+func TestVerifyReportsWhatTheFirstTagPointsAt(t *testing.T) {
+	host := newMemRegistry(t)
+	d := pushIndex(t, buildIndex(t, twoPlatforms...), host+"/env:cpu-abc123")
+	other := pushImage(t, platformImage(t, "linux", "amd64", 1, nil), host+"/env:other")
+	img, err := testClient().Verify(context.Background(), []string{host + "/env:cpu-abc123"}, other, twoPlatforms)
+	if !errors.Is(err, ErrVerify) {
+		t.Fatalf("Verify against another digest: %v, want ErrVerify", err)
+	}
+	if img.Digest != d || img.Ref != host+"/env:cpu-abc123" {
+		t.Errorf("result %s at %s, want the tag's own digest %s", img.Digest, img.Ref, d)
+	}
+}
