@@ -221,3 +221,36 @@ func TestVerifyReportsWhatTheFirstTagPointsAt(t *testing.T) {
 		t.Errorf("result %s at %s, want the tag's own digest %s", img.Digest, img.Ref, d)
 	}
 }
+
+func TestNormalizePlatformDropsOnlyArm64sDefaultVariant(t *testing.T) {
+	for in, want := range map[string]string{
+		"linux/arm64/v8": "linux/arm64",
+		"linux/arm64/v9": "linux/arm64/v9",
+		"linux/arm/v8":   "linux/arm/v8",
+		"linux/arm/v7":   "linux/arm/v7",
+		"linux/amd64/":   "linux/amd64",
+		" linux/amd64 ":  "linux/amd64",
+	} {
+		if got := normalizePlatform(in); got != want {
+			t.Errorf("normalizePlatform(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestAttestationsAreTheAnnotatedOrUnknownOnes(t *testing.T) {
+	for _, tc := range []struct {
+		d    v1.Descriptor
+		want bool
+	}{
+		{v1.Descriptor{Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest"}}, true},
+		{v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"}}, true},
+		{v1.Descriptor{}, false},
+		{v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "amd64"}}, false},
+		{v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "unknown"}}, false},
+		{v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}, false},
+	} {
+		if got := isAttestation(tc.d); got != tc.want {
+			t.Errorf("isAttestation(%+v %v) = %v, want %v", tc.d.Platform, tc.d.Annotations, got, tc.want)
+		}
+	}
+}
