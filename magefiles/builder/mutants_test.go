@@ -181,3 +181,24 @@ func TestCheckEngineSaysWhereItLooked(t *testing.T) {
 		t.Errorf("CheckEngine = %q, %v; want linux/arm64", p, err)
 	}
 }
+
+// Without DOCKER_CONFIG the CLI's configuration is ~/.docker; without a
+// home directory there is none, and the CLI uses the default context.
+func TestTheConfigUnderHomeNamesTheContext(t *testing.T) {
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".docker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(`{"currentContext": "colima"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := func(string) string { return "" }
+	t.Setenv("HOME", home)
+	if got, err := EngineBuilder(none); err != nil || got != "colima" {
+		t.Errorf("EngineBuilder with ~/.docker/config.json = %q, %v; want colima", got, err)
+	}
+	t.Setenv("HOME", "")
+	if got, err := EngineBuilder(none); err != nil || got != DefaultContext {
+		t.Errorf("EngineBuilder without HOME = %q, %v; want %q", got, err, DefaultContext)
+	}
+}
