@@ -156,10 +156,11 @@ func checkOutput(s string) string {
 	return strings.Join(keep, "\n")
 }
 
-// checkArgv turns a printed build into a check: no outputs, tags or
-// metadata, --call=check; it also returns the BASE_IMAGE it passes.
+// checkArgv turns a printed build into a check: no outputs, tags,
+// attestations or metadata, --call=check; it also returns the BASE_IMAGE
+// it passes.
 func checkArgv(argv []string) (out []string, base string) {
-	withValue := map[string]bool{"--output": true, "-o": true, "--metadata-file": true, "--tag": true, "-t": true, "--cache-to": true, "--cache-from": true}
+	withValue := map[string]bool{"--output": true, "-o": true, "--metadata-file": true, "--tag": true, "-t": true, "--cache-to": true, "--cache-from": true, "--attest": true}
 	for i := 0; i < len(argv); i++ {
 		a := argv[i]
 		switch {
