@@ -31,6 +31,16 @@ type Summary struct {
 	Skips []Skip
 }
 
+// Add counts o's tests in s too.
+func (s *Summary) Add(o Summary) {
+	s.Passed += o.Passed
+	s.Failed += o.Failed
+	s.Skipped += o.Skipped
+	s.Tallies = append(s.Tallies, o.Tallies...)
+	s.FailedTests = append(s.FailedTests, o.FailedTests...)
+	s.Skips = append(s.Skips, o.Skips...)
+}
+
 // Skip is a skipped test: its package import path, its name (Test or
 // Test/sub) and the reason it logged last (t.Skip's message).
 type Skip struct {

@@ -126,3 +126,11 @@ func TestTheRepositorysAllowListIsValid(t *testing.T) {
 		}
 	}
 }
+
+func TestAddCountsBothRuns(t *testing.T) {
+	s := Summary{Passed: 2, Failed: 1, FailedTests: []string{"p.TestA"}}
+	s.Add(Summary{Passed: 1, Skipped: 1, Skips: []Skip{{"q", "TestB", "why"}}, Tallies: []string{"q: x tried: 1"}})
+	if s.Passed != 3 || s.Failed != 1 || s.Skipped != 1 || len(s.Skips) != 1 || len(s.Tallies) != 1 || len(s.FailedTests) != 1 {
+		t.Errorf("%+v", s)
+	}
+}
