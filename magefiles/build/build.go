@@ -36,9 +36,12 @@ func (e *Env) Preflight(ctx context.Context, specs []plan.Spec) error {
 	if toolsErr != nil {
 		return toolsErr
 	}
-	info, err := builder.EnsureInspected(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit, info, inspectErr)
+	info, err := builder.EnsureInspected(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit, e.Settings.Mirrors, info, inspectErr)
 	if err != nil {
 		return err
+	}
+	if w := builder.MirrorsWarning(e.Settings.Builder, e.Settings.BuilderExplicit, info, e.Settings.Mirrors); w != "" {
+		e.Status.Warn("%s", w)
 	}
 	return checkPlatforms(e.Settings.Builder, info.Platforms, specs)
 }

@@ -72,9 +72,12 @@ func (e *Env) useBuilder(ctx context.Context, req *plan.Request, c builder.Local
 	if c.Why != "" {
 		e.Status.Warn("%s", c.Why)
 	}
-	info, err := builder.Ensure(ctx, e.Runner, c.Builder, c.Named)
+	info, err := builder.Ensure(ctx, e.Runner, c.Builder, c.Named, e.Settings.Mirrors)
 	if err != nil {
 		return err
+	}
+	if w := builder.MirrorsWarning(c.Builder, c.Named, info, e.Settings.Mirrors); w != "" {
+		e.Status.Warn("%s", w)
 	}
 	req.Driver = info.Driver
 	return checkPlatforms(c.Builder, info.Platforms, specs)

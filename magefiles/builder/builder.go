@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,6 +113,9 @@ var ErrNoBuilder = errors.New("no such buildx builder")
 type Info struct {
 	Driver    string   // docker, docker-container, remote, kubernetes
 	Platforms []string // of every node
+	// Mirrors are the registry mirrors of the BuildKit config it was
+	// created with (ConfiguredMirrors): registry host -> mirrors.
+	Mirrors map[string][]string
 }
 
 // Inspect bootstraps the builder and returns its driver and platforms.
@@ -122,30 +127,50 @@ func Inspect(ctx context.Context, r *run.Runner, name string) (Info, error) {
 		}
 		return Info{}, fmt.Errorf("inspecting builder %q: %w", name, err)
 	}
-	return Info{Driver: Driver(out), Platforms: Platforms(out)}, nil
+	return Info{Driver: Driver(out), Platforms: Platforms(out), Mirrors: ConfiguredMirrors(out)}, nil
 }
 
 // Ensure makes sure a usable builder exists and returns its driver and platforms. An
 // explicitly named builder (BUILDX_BUILDER, explicit=true) must exist: it may
 // be remote, kubernetes or multi-node, and is never created here. The default
-// builder is created with the docker-container driver if it is missing.
-func Ensure(ctx context.Context, r *run.Runner, name string, explicit bool) (Info, error) {
+// builder is created with the docker-container driver if it is missing, its
+// BuildKit configured with mirrors (REGISTRY_MIRRORS, registry host -> mirror)
+// when there are any.
+func Ensure(ctx context.Context, r *run.Runner, name string, explicit bool, mirrors map[string]string) (Info, error) {
 	info, err := Inspect(ctx, r, name)
-	return EnsureInspected(ctx, r, name, explicit, info, err)
+	return EnsureInspected(ctx, r, name, explicit, mirrors, info, err)
 }
 
 // EnsureInspected is Ensure after Inspect(ctx, r, name) returned info, err.
-func EnsureInspected(ctx context.Context, r *run.Runner, name string, explicit bool, info Info, err error) (Info, error) {
+func EnsureInspected(ctx context.Context, r *run.Runner, name string, explicit bool, mirrors map[string]string, info Info, err error) (Info, error) {
 	if err == nil {
 		return info, nil
 	}
 	if explicit || !errors.Is(err, ErrNoBuilder) {
 		return Info{}, fmt.Errorf("%w (BUILDX_BUILDER=%s; `docker buildx ls` lists the builders)", err, name)
 	}
-	if err := r.Run(ctx, []string{"docker", "buildx", "create", "--name", name, "--driver", DefaultDriver, "--bootstrap"}); err != nil {
+	if err := create(ctx, r, name, mirrors); err != nil {
 		return Info{}, fmt.Errorf("creating builder %q: %w", name, err)
 	}
 	return Inspect(ctx, r, name)
+}
+
+// create creates the builder name, with a buildkitd.toml of mirrors when
+// there are any; buildx keeps a copy, so the file lives only until then.
+func create(ctx context.Context, r *run.Runner, name string, mirrors map[string]string) error {
+	if len(mirrors) == 0 {
+		return r.Run(ctx, CreateArgs(name, ""))
+	}
+	dir, err := os.MkdirTemp("", "buildkitd-config-")
+	if err != nil {
+		return fmt.Errorf("writing its BuildKit config: %w", err)
+	}
+	defer os.RemoveAll(dir) // buildx has its copy once create returns
+	conf := filepath.Join(dir, "buildkitd.toml")
+	if err := os.WriteFile(conf, []byte(BuildkitdConfig(mirrors)), 0o644); err != nil {
+		return fmt.Errorf("writing its BuildKit config: %w", err)
+	}
+	return r.Run(ctx, CreateArgs(name, conf))
 }
 
 // DefaultDriver is the driver of the builder Ensure creates.

@@ -57,10 +57,14 @@ case "$*" in
 	name=$4
 	[ -f "$d/inspect-error" ] && { cat "$d/inspect-error" >&2; exit 1; }
 	[ -f "$d/builder-$name" ] || { echo "ERROR: no builder \"$name\" found" >&2; exit 1; }
-	printf 'Name:   %s\nDriver: docker-container\n\nNodes:\nName:      %s0\nPlatforms: linux/amd64*, linux/arm64\n' "$name" "$name" ;;
+	printf 'Name:   %s\nDriver: docker-container\n\nNodes:\nName:      %s0\nPlatforms: linux/amd64*, linux/arm64\n' "$name" "$name"
+	# buildx prints the config file the builder was created with, each line after " > ".
+	if [ -s "$d/builder-$name" ]; then echo "File#buildkitd.toml:"; sed 's/^/ > /' "$d/builder-$name"; fi ;;
 "buildx create --name "*)
 	[ -f "$d/create-error" ] && { cat "$d/create-error" >&2; exit 1; }
-	touch "$d/builder-$4" ;;
+	# buildx reads --buildkitd-config FILE at create time and keeps a copy.
+	conf=; prev=; for a in "$@"; do [ "$prev" = --buildkitd-config ] && conf=$a; prev=$a; done
+	if [ -n "$conf" ]; then cp "$conf" "$d/builder-$4"; else : > "$d/builder-$4"; fi ;;
 "version --format "*)
 	[ -f "$d/engine" ] || { echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock." >&2; exit 1; }
 	cat "$d/engine" ;;
@@ -115,7 +119,7 @@ func TestCheckToolsNamesWhatIsMissingOrOld(t *testing.T) {
 
 func TestEnsureCreatesOnlyTheDefaultBuilder(t *testing.T) {
 	s := newStandIn(t)
-	info, err := Ensure(context.Background(), quiet(), "determined-environments", false)
+	info, err := Ensure(context.Background(), quiet(), "determined-environments", false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +135,7 @@ func TestEnsureCreatesOnlyTheDefaultBuilder(t *testing.T) {
 
 	// A named builder that does not exist is an error, never created.
 	s = newStandIn(t)
-	_, err = Ensure(context.Background(), quiet(), "ci-remote", true)
+	_, err = Ensure(context.Background(), quiet(), "ci-remote", true, nil)
 	if !errors.Is(err, ErrNoBuilder) || !strings.Contains(err.Error(), "BUILDX_BUILDER=ci-remote") {
 		t.Errorf("explicit missing builder: %v", err)
 	}
@@ -142,7 +146,7 @@ func TestEnsureCreatesOnlyTheDefaultBuilder(t *testing.T) {
 	// Other inspect failures are not "missing": nothing is created.
 	s = newStandIn(t)
 	s.set(t, "inspect-error", "ERROR: permission denied while trying to connect to the Docker daemon socket\n")
-	_, err = Ensure(context.Background(), quiet(), "determined-environments", false)
+	_, err = Ensure(context.Background(), quiet(), "determined-environments", false, nil)
 	if err == nil || errors.Is(err, ErrNoBuilder) || !strings.HasPrefix(err.Error(), `inspecting builder "determined-environments"`) || strings.Contains(s.calls(t), "create") {
 		t.Errorf("inspect failure: %v; calls %s", err, s.calls(t))
 	}
@@ -150,7 +154,7 @@ func TestEnsureCreatesOnlyTheDefaultBuilder(t *testing.T) {
 	// A failed create says so.
 	s = newStandIn(t)
 	s.set(t, "create-error", "ERROR: failed to find driver \"docker-container\"\n")
-	_, err = Ensure(context.Background(), quiet(), "determined-environments", false)
+	_, err = Ensure(context.Background(), quiet(), "determined-environments", false, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), `creating builder "determined-environments"`) {
 		t.Errorf("create failure: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/determined-ai/environments/magefiles/catalog"
+	"github.com/determined-ai/environments/magefiles/variant"
 )
 
 // GoneBaseError is the error of an image whose external base image does not
@@ -42,6 +43,8 @@ func (e *GoneBaseError) Error() string {
 	} else {
 		fmt.Fprintf(&b, ". To build it, push a copy of %s to a registry you control and set REGISTRY_MIRRORS=%s=HOST[:PORT]", e.Ref, host)
 	}
+	fmt.Fprintf(&b, "; `mage builder` then creates the builder %s with that mirror (one created before keeps its config: `docker buildx rm %s` first)",
+		variant.DefaultBuilder, variant.DefaultBuilder)
 	fmt.Fprintf(&b, " (docs/images.md, \"Base images that are gone\"), or leave it out; the other images are not affected: %v", e.Err)
 	return b.String()
 }

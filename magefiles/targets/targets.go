@@ -189,7 +189,9 @@ func Images(ctx context.Context) error {
 // must exist and is only bootstrapped; otherwise a docker-container builder
 // named determined-environments is created once and reused: publishing
 // and PUSH=1 build on it, and local builds the engine's own builder cannot
-// do. Reads BUILDX_BUILDER, DRY_RUN.
+// do. With REGISTRY_MIRRORS set, that builder's BuildKit is created with
+// those registry mirrors (an existing one keeps the config it was created
+// with: a warning says so). Reads BUILDX_BUILDER, REGISTRY_MIRRORS, DRY_RUN.
 func Builder(ctx context.Context) error {
 	e, err := load(ctx)
 	if err != nil {
@@ -202,9 +204,12 @@ func Builder(ctx context.Context) error {
 	if err := builder.CheckTools(ctx, e.Runner); err != nil {
 		return err
 	}
-	info, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit)
+	info, err := builder.Ensure(ctx, e.Runner, e.Settings.Builder, e.Settings.BuilderExplicit, e.Settings.Mirrors)
 	if err != nil {
 		return err
+	}
+	if w := builder.MirrorsWarning(e.Settings.Builder, e.Settings.BuilderExplicit, info, e.Settings.Mirrors); w != "" {
+		e.Status.Warn("%s", w)
 	}
 	plats := info.Platforms
 	e.Status.OK("builder %s (driver %s) builds %s", e.Settings.Builder, info.Driver, strings.Join(plats, ", "))
