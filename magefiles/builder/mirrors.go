@@ -58,8 +58,10 @@ func CreateArgs(name, config string) []string {
 // ConfiguredMirrors reads the registry mirrors of the BuildKit config a
 // builder was created with from `docker buildx inspect` output, which
 // prints each file of the builder as a "File#NAME:" line followed by its
-// lines, each after "> ". Registry host -> its mirrors; empty when the
-// builder has no config file.
+// lines, each after "> ". buildx re-encodes the file it was given (v0.38:
+// no indentation, 'literal' strings, a bare [registry] table first), so
+// both TOML string forms are read. Registry host -> its mirrors; empty
+// when the builder has no config file.
 func ConfiguredMirrors(inspect string) map[string][]string {
 	out := map[string][]string{}
 	inFile, reg := false, ""
@@ -81,7 +83,7 @@ func ConfiguredMirrors(inspect string) map[string][]string {
 		if strings.HasPrefix(content, "[") {
 			reg = ""
 			if q, ok := strings.CutPrefix(content, "[registry."); ok {
-				if r, err := strconv.Unquote(strings.TrimSuffix(q, "]")); err == nil {
+				if r, ok := tomlUnquote(strings.TrimSuffix(q, "]")); ok {
 					reg = r
 				}
 			}
@@ -93,7 +95,7 @@ func ConfiguredMirrors(inspect string) map[string][]string {
 		}
 		val = strings.Trim(strings.TrimSpace(val), "[]")
 		for _, m := range strings.Split(val, ",") {
-			if u, err := strconv.Unquote(strings.TrimSpace(m)); err == nil {
+			if u, ok := tomlUnquote(strings.TrimSpace(m)); ok {
 				out[reg] = append(out[reg], u)
 			}
 		}
@@ -122,4 +124,15 @@ func MirrorsWarning(name string, explicit bool, info Info, want map[string]strin
 	}
 	return fmt.Sprintf("builder %s was created without the registry mirror %s of REGISTRY_MIRRORS and keeps the BuildKit config it was created with, so it pulls from the registry itself; recreate it with the mirrors: `docker buildx rm %s && mage builder`",
 		name, strings.Join(lack, ", "), name)
+}
+
+// tomlUnquote is the value of a TOML literal ('...') or basic ("...") string.
+func tomlUnquote(s string) (string, bool) {
+	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
+		return s[1 : len(s)-1], true
+	}
+	if u, err := strconv.Unquote(s); err == nil && strings.HasPrefix(s, `"`) {
+		return u, true
+	}
+	return "", false
 }

@@ -48,29 +48,26 @@ func TestCreateArgsWithAndWithoutMirrors(t *testing.T) {
 }
 
 // inspectWithConfig is `docker buildx inspect` of a docker-container
-// builder created with a buildkitd.toml, as buildx v0.38 prints it (its
-// tabwriter turns "\t> line" into " > line").
+// builder created with BuildkitdConfig of two registries, as buildx v0.38.2
+// prints it: it re-encodes the file (no indentation, 'literal' strings, a
+// bare [registry] first) and its tabwriter turns "\t> line" into " > line".
+// Captured from the real buildx against a stand-in Docker API.
 const inspectWithConfig = `Name:          determined-environments
 Driver:        docker-container
-Last Activity: 2026-12-02 15:00:00 +0000 UTC
+Last Activity: 2026-12-02 16:02:04 +0000 UTC
 
 Nodes:
 Name:                  determined-environments0
 Endpoint:              unix:///var/run/docker.sock
-Status:                running
+Status:                inactive
 BuildKit daemon flags: --allow-insecure-entitlement=network.host
-BuildKit version:      v0.34.2
-Platforms:             linux/amd64, linux/amd64/v2, linux/386
-GC Policy rule#0:
- All:            false
- Filters:        type==source.local,type==exec.cachemount,type==source.git.checkout
- Keep Duration:  48h0m0s
 File#buildkitd.toml:
- > [registry."docker.io"]
- >   mirrors = ["mirror.example:5000"]
+ > [registry]
+ > [registry.'docker.io']
+ > mirrors = ['mirror.example:5000']
  > 
- > [registry."nvcr.io"]
- >   mirrors = ["a.example", "b.example:443"]
+ > [registry.'nvcr.io']
+ > mirrors = ['a.example', 'b.example:443']
  > 
 `
 
@@ -79,7 +76,8 @@ func TestConfiguredMirrorsReadsTheInspectedConfig(t *testing.T) {
 	if len(got) != 2 || !slices.Equal(got["docker.io"], []string{"mirror.example:5000"}) || !slices.Equal(got["nvcr.io"], []string{"a.example", "b.example:443"}) {
 		t.Errorf("mirrors %v", got)
 	}
-	// Our own config reads back as the mirrors it was made of.
+	// Our own config, as given (the stand-in docker prints it so), reads
+	// back as the mirrors it was made of.
 	var b strings.Builder
 	b.WriteString("Name: x\nDriver: docker-container\nFile#buildkitd.toml:\n")
 	for _, l := range strings.Split(BuildkitdConfig(map[string]string{"docker.io": "m:5000", "quay.io": "q.example"}), "\n") {
