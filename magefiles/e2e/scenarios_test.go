@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/determined-ai/environments/magefiles/catalog"
@@ -84,6 +87,13 @@ func TestRealRecipesPassCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A CUDA base pushed by the tool sets LD_LIBRARY_PATH (Dockerfile.gpu's
+	// base stage), which the framework stage extends: its stand-in carries
+	// that ENV as the real base does, or the check could not see it.
+	cudaIdx, err := withEnv(idx, "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for b := range bases {
 		if slices.Contains(stack.DefaultBaseImages, b) || slices.Contains(stack.DefaultBaseImages, "docker.io/library/"+b) {
 			continue
@@ -92,7 +102,11 @@ func TestRealRecipesPassCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := remote.WriteIndex(dst, idx, remote.WithContext(ctx)); err != nil {
+		standIn := idx
+		if strings.Contains(b, ":cuda-") {
+			standIn = cudaIdx
+		}
+		if err := remote.WriteIndex(dst, standIn, remote.WithContext(ctx)); err != nil {
 			t.Fatalf("pushing a stand-in for %s: %v", b, err)
 		}
 	}
@@ -639,4 +653,31 @@ wait:
 		t.Fatalf("no %s after the rerun", reportName)
 	}
 	checkReport(t, rep, specs, digests, nil, "built", "up-to-date")
+}
+
+// withEnv is idx with env added to the config of each of its images.
+func withEnv(idx v1.ImageIndex, env ...string) (v1.ImageIndex, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	out := mutate.IndexMediaType(empty.Index, m.MediaType)
+	for _, d := range m.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		cfg := cf.Config.DeepCopy()
+		cfg.Env = append(cfg.Env, env...)
+		img, err = mutate.Config(img, *cfg)
+		if err != nil {
+			return nil, err
+		}
+		out = mutate.AppendManifests(out, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{MediaType: d.MediaType, Platform: d.Platform}})
+	}
+	return out, nil
 }
