@@ -148,3 +148,42 @@ func TestAFailedStageIsNotRemembered(t *testing.T) {
 		t.Errorf("once the file exists: %+v, %v", ss, err)
 	}
 }
+
+// A RUN step that names none of its bind mount's files reads the whole
+// mount: editing any file of it changes the stage's inputs. A mount of a
+// directory that does not exist is an error, every time it is asked for.
+func TestAMountNamingNoFileReadsItAll(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Dockerfile", "FROM scratch AS a\nRUN --mount=type=bind,source=tools,target=/t true\n"+
+		"FROM scratch AS b\nRUN --mount=type=bind,source=absent,target=/t true\n"+
+		"FROM scratch AS c\nRUN --mount=type=bind,source=absent,target=/t echo\n")
+	write("tools/helper.txt", "one\n")
+	digest := func() string {
+		t.Helper()
+		ss, err := NewSources(root).Stage("Dockerfile", ".", "a", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ss.Digest
+	}
+	before := digest()
+	write("tools/helper.txt", "two\n")
+	if digest() == before {
+		t.Error("editing a file of a mount the RUN line names nothing of left the inputs unchanged")
+	}
+	s := NewSources(root)
+	for _, target := range []string{"b", "c"} {
+		if _, err := s.Stage("Dockerfile", ".", target, nil); err == nil || !strings.Contains(err.Error(), "absent does not exist") {
+			t.Errorf("stage %s mounting a missing directory: %v", target, err)
+		}
+	}
+}
