@@ -16,7 +16,7 @@ import (
 // and prints each package's test efficacy and mutator coverage with its
 // surviving mutants; it fails when a package is below efficacy 95 % or
 // coverage 90 % once the mutants listed in magefiles/mutants/equivalent.txt
-// are discounted. Slow: about an hour for all packages on 2 cores. Reads
+// are discounted. Slow: about two hours for all ten on 2 cores. Reads
 // MUTANTS_PACKAGES (e.g. run,schedule; default all), MUTANTS_WORKERS
 // (default 1), MUTANTS_TIMEOUT (timeout coefficient, default 10),
 // MUTANTS_SLOW (1 keeps registry's and publish's slowest tests, left out by
