@@ -31,6 +31,9 @@ type Entry struct {
 }
 
 func (e Entry) String() string {
+	if e.Column > 0 {
+		return fmt.Sprintf("%s:%d:%d:%s | %s", e.File, e.Line, e.Column, e.Type, e.Fragment)
+	}
 	return fmt.Sprintf("%s:%d:%s | %s", e.File, e.Line, e.Type, e.Fragment)
 }
 
