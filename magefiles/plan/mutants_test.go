@@ -178,3 +178,16 @@ func TestBuildArgsKeepsEveryPin(t *testing.T) {
 		t.Errorf("pins in the build arguments\n%v\nwant\n%v", pins, img.Pins)
 	}
 }
+
+func TestValidTagTakesEveryLetterAndDigit(t *testing.T) {
+	for _, tag := range []string{"az", "AZ", "z", "Z", "09", "a_b.c-d", "cuda-11.3-pytorch-1.12-tf-2.11-gpu-Zz9"} {
+		if !validTag(tag) {
+			t.Errorf("validTag(%q) = false", tag)
+		}
+	}
+	for _, tag := range []string{"", ".a", "-a", "a b", "a/b", "a:b", "a{", "a`", "a@", "a[", strings.Repeat("a", 129)} {
+		if validTag(tag) {
+			t.Errorf("validTag(%q) = true", tag)
+		}
+	}
+}
