@@ -45,7 +45,9 @@ func (l testLog) Write(p []byte) (int, error) {
 // `mage verify` accepts every tag and prints what it found.
 func TestSupplyChainPublish(t *testing.T) {
 	requireTarget(t, "verify")
-	sc := newScenario(t, nil, nil)
+	// A repository of its own: the NGC tag list below must not see the
+	// other scenarios' images.
+	sc := newScenario(t, map[string]string{"REGISTRY_REPO": "environments-supply"}, nil)
 	r := sc.run(nil, "publishImage", "tf2-cpu")
 	if r.code != 0 {
 		t.Fatalf("publishImage tf2-cpu: exit %d\n%s", r.code, r.tail(60))
@@ -171,7 +173,7 @@ func listTags(t *testing.T, repo string) []string {
 // platform fails the image and writes no artifact file.
 func TestSupplyChainRefusals(t *testing.T) {
 	requireTarget(t, "verify")
-	sc := newScenario(t, nil, nil)
+	sc := newScenario(t, map[string]string{"REGISTRY_REPO": "environments-refusals"}, nil)
 	if r := sc.run(nil, "publishImage", "tf2-cpu"); r.code != 0 {
 		t.Fatalf("publishImage tf2-cpu: exit %d\n%s", r.code, r.tail(60))
 	}
