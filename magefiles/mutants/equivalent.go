@@ -156,8 +156,25 @@ func FileLines(dir string) SourceLines {
 // the entries that matched nothing (stale: the code changed or a test now
 // kills the mutant).
 func (eq Equivalents) Match(ms []Mutant, src SourceLines) (discounted []bool, stale Equivalents, err error) {
+	owner, stale, err := eq.assign(ms, src)
+	if err != nil {
+		return nil, nil, err
+	}
 	discounted = make([]bool, len(ms))
-	for _, e := range eq {
+	for i, o := range owner {
+		discounted[i] = o >= 0
+	}
+	return discounted, stale, nil
+}
+
+// assign is Match that also says which entry took each mutant: owner[i] is
+// the index in eq of the entry that matches ms[i], or -1.
+func (eq Equivalents) assign(ms []Mutant, src SourceLines) (owner []int, stale Equivalents, err error) {
+	owner = make([]int, len(ms))
+	for i := range owner {
+		owner[i] = -1
+	}
+	for k, e := range eq {
 		best := -1
 		for _, m := range ms {
 			if !e.covers(m) {
@@ -180,11 +197,11 @@ func (eq Equivalents) Match(ms []Mutant, src SourceLines) (discounted []bool, st
 		}
 		for i, m := range ms {
 			if m.Line == best && e.covers(m) {
-				discounted[i] = true
+				owner[i] = k
 			}
 		}
 	}
-	return discounted, stale, nil
+	return owner, stale, nil
 }
 
 // covers reports whether m is a survivor of e's file, mutator and column.

@@ -241,7 +241,17 @@ func runPackage(ctx context.Context, r *run.Runner, tool, pkg string, o Options,
 	if err != nil {
 		return Score{}, err
 	}
-	return Tally(pkg, ms, eq, src)
+	read := func(file string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(o.Root, "magefiles", file))
+		return string(b), err
+	}
+	ms, staleConfirmed, err := Confirm(ctx, pkg, ms, eq, src, read, GoTests(o.Root, o.WorkDir, r))
+	if err != nil {
+		return Score{}, fmt.Errorf("mutants %s: %w", pkg, err)
+	}
+	s, err := Tally(pkg, ms, eq, src)
+	s.Stale = append(s.Stale, staleConfirmed...)
+	return s, err
 }
 
 // logTail returns the end of a log file, indented, for an error message.

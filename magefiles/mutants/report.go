@@ -34,9 +34,14 @@ type Mutant struct {
 	// Type is the mutator, e.g. CONDITIONALS_BOUNDARY.
 	Type   string
 	Status string
+	// Note says why the status is not gremlins' own (see Confirm).
+	Note string
 }
 
 func (m Mutant) String() string {
+	if m.Note != "" {
+		return fmt.Sprintf("%s:%d:%d %s %s (%s)", m.File, m.Line, m.Column, m.Type, m.Status, m.Note)
+	}
 	return fmt.Sprintf("%s:%d:%d %s %s", m.File, m.Line, m.Column, m.Type, m.Status)
 }
 
@@ -147,9 +152,11 @@ func (s Score) Summary() string {
 }
 
 // Tally scores the mutants of one package, discounting those the
-// entries of equivalent.txt for pkg match (see Equivalents.Match).
+// entries of equivalent.txt for pkg that say "equivalent" match (see
+// Equivalents.Match); the entries that name the tests killing their mutant
+// count through Confirm, which runs before.
 func Tally(pkg string, ms []Mutant, eq Equivalents, src SourceLines) (Score, error) {
-	discounted, stale, err := eq.ForPackage(pkg).Match(ms, src)
+	discounted, stale, err := eq.ForPackage(pkg).Equivalent().Match(ms, src)
 	if err != nil {
 		return Score{}, err
 	}

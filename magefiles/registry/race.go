@@ -40,7 +40,7 @@ var raceCodes = []transport.ErrorCode{
 // is the first wait (half to all of it), doubling up to raceMaxDelay: the
 // other write has usually committed within milliseconds, and a push that
 // finds a blob still missing uploads it again itself; the waits add up to
-// 9-18 s before a copy gives up.
+// 8.1-16.2 s before a copy gives up (raceDelays).
 const (
 	raceAttempts = 8
 	raceInitial  = 200 * time.Millisecond
@@ -68,7 +68,7 @@ func writeRace(err error) bool {
 // with a write race, with the client's backoff between attempts. It returns
 // how many pushes were repeated.
 func (c *Client) pushRacing(ctx context.Context, opts []remote.Option, dst name.Reference, desc *remote.Descriptor) (int, error) {
-	delay := min(c.initial, raceInitial)
+	delays := raceDelays(c.initial)
 	for attempt := 1; ; attempt++ {
 		pusher, err := remote.NewPusher(opts...)
 		if err != nil {
@@ -81,9 +81,7 @@ func (c *Client) pushRacing(ctx context.Context, opts []remote.Option, dst name.
 		if attempt == raceAttempts {
 			return attempt - 1, fmt.Errorf("still refused after %d pushes (a concurrent write of the same blobs would have settled by now): %w", attempt, err)
 		}
-		wait := delay/2 + rand.N(delay/2+1)
-		delay = min(2*delay, raceMaxDelay)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(jitter(delays[attempt-1], rand.N[time.Duration]))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -91,4 +89,23 @@ func (c *Client) pushRacing(ctx context.Context, opts []remote.Option, dst name.
 		case <-t.C:
 		}
 	}
+}
+
+// raceDelays are the bounds of the waits between the raceAttempts pushes of
+// pushRacing: the client's initial wait (at most raceInitial), doubling up
+// to raceMaxDelay.
+func raceDelays(initial time.Duration) []time.Duration {
+	out := make([]time.Duration, raceAttempts-1)
+	d := min(initial, raceInitial)
+	for i := range out {
+		out[i] = d
+		d = min(2*d, raceMaxDelay)
+	}
+	return out
+}
+
+// jitter is a wait of half to all of delay; n(k) draws from [0, k)
+// (rand.N), so that pushes racing each other spread out.
+func jitter(delay time.Duration, n func(time.Duration) time.Duration) time.Duration {
+	return delay/2 + n(delay/2+1)
 }

@@ -43,6 +43,8 @@ type racyRegistry struct {
 	hold        time.Duration
 	refuseFirst int
 	refuseAll   bool
+	refuseTag   string // the first manifest PUT of this tag is refused
+	onRefuse    func() // called (in the handler) on each refusal
 	rp          *httputil.ReverseProxy
 
 	mu         sync.Mutex
@@ -118,10 +120,17 @@ func (r *racyRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if busy == "" && (r.refuseAll || r.manifests <= r.refuseFirst) {
 			busy = m.Config.Digest.String()
 		}
+		if busy == "" && r.refuseTag != "" && strings.HasSuffix(req.URL.Path, "/manifests/"+r.refuseTag) {
+			busy, r.refuseTag = m.Config.Digest.String(), ""
+		}
 		if busy != "" {
 			r.refused++
 		}
+		onRefuse := r.onRefuse
 		r.mu.Unlock()
+		if busy != "" && onRefuse != nil {
+			onRefuse()
+		}
 		if busy != "" {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
@@ -225,6 +234,11 @@ func TestCopyPushesAgainAfterRace(t *testing.T) {
 	refused, puts, heads := dst.counts()
 	if st.RacePushes != 2 || refused != 2 || puts != 3 {
 		t.Errorf("RacePushes %d, refused %d, manifest PUTs %d; want 2, 2, 3", st.RacePushes, refused, puts)
+	}
+	// The pushes again find the blobs the first uploaded: they were
+	// uploaded, not skipped.
+	if st.BlobsUploaded != 4 || st.BlobsSkipped != 0 {
+		t.Errorf("blobs uploaded %d, skipped %d; want 4 and 0", st.BlobsUploaded, st.BlobsSkipped)
 	}
 	// 4 blobs (config + 3 layers) checked by each of the 3 pushes.
 	if heads < 3*4 {

@@ -247,16 +247,15 @@ func (c *Client) Signatures(ctx context.Context, repo, digest string) ([]Signatu
 // image each publish it, and may sign it at the same time; a write the
 // registry refuses as racing (race.go) is done again from a fresh read.
 func (c *Client) AddSignatures(ctx context.Context, repo, digest string, sigs []Signature) error {
-	delay := min(c.initial, raceInitial)
+	delays := raceDelays(c.initial)
 	for attempt := 1; ; attempt++ {
 		err := c.addSignaturesOnce(ctx, repo, digest, sigs)
 		if err == nil || !writeRace(err) || ctx.Err() != nil || attempt == raceAttempts {
 			return err
 		}
-		if sleepCtx(ctx, delay/2+rand.N(delay/2+1)) != nil {
+		if sleepCtx(ctx, jitter(delays[attempt-1], rand.N[time.Duration])) != nil {
 			return err
 		}
-		delay = min(2*delay, raceMaxDelay)
 	}
 }
 
