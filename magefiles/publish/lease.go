@@ -30,10 +30,16 @@ type leaseTimes struct {
 	ttl, renew, settle, poll time.Duration
 }
 
-// defaultLeaseTimes: a holder that dies (a cancelled CI job) blocks the
-// others for at most ttl; settle is far above the registry's write-to-read
-// delay; poll keeps the log moving (a line per wait) without load.
-var defaultLeaseTimes = leaseTimes{ttl: 5 * time.Minute, renew: time.Minute, settle: 3 * time.Second, poll: 15 * time.Second}
+// leaseTimesOr returns t, or when it is nil the defaults (docs/publishing.md):
+// a holder that dies (a cancelled CI job) blocks the others for at most ttl;
+// settle is far above the registry's write-to-read delay; poll keeps the log
+// moving (a line per wait) without load.
+func leaseTimesOr(t *leaseTimes) *leaseTimes {
+	if t != nil {
+		return t
+	}
+	return &leaseTimes{ttl: 5 * time.Minute, renew: time.Minute, settle: 3 * time.Second, poll: 15 * time.Second}
+}
 
 // leaseTag is where an image's lease lives: its hashed tag without the
 // commit, plus "-build-lease" (one tag per image and flavour for every

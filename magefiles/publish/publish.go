@@ -82,7 +82,7 @@ type buildFunc func(ctx context.Context, sp plan.Spec) (digest string, err error
 type hooks struct {
 	build     buildFunc                                      // nil: buildx build --push + metadata file
 	preflight func(ctx context.Context, s []plan.Spec) error // nil: Env.Preflight
-	lease     *leaseTimes                                    // nil: defaultLeaseTimes
+	lease     *leaseTimes                                    // nil: leaseTimesOr's defaults
 }
 
 type publisher struct {
@@ -135,10 +135,7 @@ func publishWith(ctx context.Context, e *build.Env, reg Registry, o Options, h h
 		p.build = p.buildAndPush
 	}
 	if o.Lease && !p.dry {
-		p.lease, p.holder = h.lease, newHolder()
-		if p.lease == nil {
-			p.lease = &defaultLeaseTimes
-		}
+		p.lease, p.holder = leaseTimesOr(h.lease), newHolder()
 	}
 	if reg == nil && !p.dry {
 		return nil, errors.New("publish: no registry client")

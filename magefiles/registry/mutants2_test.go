@@ -289,9 +289,23 @@ func TestACopyWithoutProgressEnds(t *testing.T) {
 	defer stall.Close()
 	dst := newMemRegistry(t)
 	from := strings.TrimPrefix(stall.URL, "http://") + s[strings.Index(s, "/hub/env"):]
-	_, err = testClient(WithTimeout(300*time.Millisecond)).Copy(context.Background(), from, []string{dst + "/ngc/env:x"})
+	c := testClient(WithTimeout(time.Second))
+	_, err = c.Copy(context.Background(), from, []string{dst + "/ngc/env:x"})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no progress from registry") {
 		t.Errorf("Copy from a stalled source: %v, want no progress ... (context deadline exceeded)", err)
+	}
+	// A slow source that keeps answering (each blob after 150 ms, well
+	// within the second) is not stopped, however long the copy takes.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			time.Sleep(150 * time.Millisecond)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	from = strings.TrimPrefix(slow.URL, "http://") + s[strings.Index(s, "/hub/env"):]
+	if _, err := c.Copy(context.Background(), from, []string{dst + "/ngc/env:slow"}); err != nil {
+		t.Errorf("Copy from a slow source: %v", err)
 	}
 }
 

@@ -189,6 +189,7 @@ func TestEveryRowOfTheErrorsTableIsProduced(t *testing.T) {
 		`no Docker Engine is reachable at …: a local build loads its images into the engine`:                                     {args: []string{"build", "tf2-cpu"}, env: []string{"FAKE_NO_ENGINE=1"}},
 		`ARTIFACTS_DIR="…" cannot receive the artifact files`:                                                                    {args: []string{"publish"}, env: []string{"ARTIFACTS_DIR=/proc/envs-artifacts"}},
 		`ARTIFACTS_DIR="artifacts" is inside the checkout … and git does not ignore it`:                                          {args: []string{"publishImage", "tf1-cpu"}, env: []string{"ARTIFACTS_DIR=artifacts"}},
+		`PUBLISH_REPORT="…": the directory … cannot receive the file`:                                                            {args: []string{"publish"}, env: []string{"PUBLISH_REPORT=/proc/envs-report/publish-report.json"}},
 		`PUBLISH_REPORT="…" is inside ARTIFACTS_DIR`:                                                                             {args: []string{"publish"}, env: []string{"ARTIFACTS_DIR=/tmp/envs-arts", "PUBLISH_REPORT=/tmp/envs-arts/publish-report.json"}},
 		`DOCKERHUB_REGISTRY="myorg" is not Determined's namespace …, but NGC_REGISTRY is Determined's NGC organisation`:          {args: []string{"publish"}, env: []string{"DOCKERHUB_REGISTRY=myorg"}},
 		`publish: no permission to push to determinedai/environments (registry index.docker.io: …)`: {
