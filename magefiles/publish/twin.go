@@ -35,6 +35,10 @@ func (p *publisher) concurrentTwin(ctx context.Context, sp plan.Spec, inputs, di
 		}
 		twins = append(twins, tag+" at "+d)
 	}
+	if len(twins) == 0 {
+		// Every tag holds this run's digest: whatever failed, no twin did it.
+		return false
+	}
 	own := repoOf(sp.Tags.Hashed) + "@" + digest
 	if _, err := p.reg.Verify(ctx, []string{own}, digest, sp.Platforms); err != nil {
 		return false
