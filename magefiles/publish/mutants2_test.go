@@ -6,9 +6,12 @@ package publish
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/determined-ai/environments/magefiles/build"
 	"github.com/determined-ai/environments/magefiles/plan"
 	"github.com/determined-ai/environments/magefiles/registry"
+	"github.com/determined-ai/environments/magefiles/sign"
 )
 
 // The lease times are the documented ones (docs/publishing.md): a lease
@@ -223,10 +227,11 @@ func (c *countTags) Tag(ctx context.Context, src string, dst []string) error {
 	return c.Client.Tag(ctx, src, dst)
 }
 
-// An image found up to date is kept as it is: no re-tag, no "reused" line.
+// An image found up to date is kept as it is, at Docker Hub and at NGC:
+// no re-tag, no "reused" line.
 func TestAnUpToDateImageIsNotRetagged(t *testing.T) {
 	h := newHarness(t)
-	o := Options{Images: []string{"tf1-cpu"}, Dockerhub: true, NGC: true}
+	o := Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}
 	if _, err := h.run(context.Background(), h.client(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +245,160 @@ func TestAnUpToDateImageIsNotRetagged(t *testing.T) {
 			t.Errorf("second run: %s %s, want %s", ir.Name, ir.Result, UpToDate)
 		}
 	}
-	if n := tags.n.Load(); n != 0 || strings.Contains(h.err.String(), "reused:") {
+	if n := tags.n.Load(); n != 0 || strings.Contains(h.err.String(), "reused:") || !strings.Contains(h.err.String(), "tf2-cpu on NGC:") {
 		t.Errorf("second run: %d re-tags; log:\n%s", n, h.err.String())
+	}
+}
+
+// barrierLookups holds every Lookup until n are in flight (or a timeout
+// passes), and records how many there were at once.
+type barrierLookups struct {
+	*registry.Client
+	n       int
+	mu      sync.Mutex
+	waiting int
+	most    int
+	tags    []string // of each look-up, in order
+	all     chan struct{}
+}
+
+func (b *barrierLookups) Lookup(ctx context.Context, tags []string) (registry.Found, error) {
+	b.mu.Lock()
+	b.waiting++
+	b.most = max(b.most, b.waiting)
+	b.tags = append(b.tags, strings.Join(tags, " "))
+	if b.waiting == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-time.After(3 * time.Second):
+	}
+	return b.Client.Lookup(ctx, tags)
+}
+
+// The look-ups of every image's tags, Docker Hub and NGC, are in flight at
+// once before anything is decided (prefetch): none waits for another
+// image's.
+func TestEveryLookupIsInFlightAtOnce(t *testing.T) {
+	h := newHarness(t)
+	// cpu-py-38-base at Docker Hub, tf2-cpu at Docker Hub and at NGC.
+	b := &barrierLookups{Client: h.client(), n: 3, all: make(chan struct{})}
+	if _, err := h.run(context.Background(), b, Options{Images: []string{"tf2-cpu"}, Dockerhub: true, NGC: true}); err != nil {
+		t.Fatal(err)
+	}
+	hub, ngc := tagsOf(t, h, "tf2-cpu")
+	base, _ := tagsOf(t, h, "cpu-py-38-base")
+	want := []string{strings.Join(base.List(), " "), strings.Join(hub.List(), " "), strings.Join(ngc.List(), " ")}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(b.tags))
+	if b.most != 3 || !slices.Equal(got, want) {
+		t.Errorf("at most %d look-ups in flight at once, of %q; want all 3, of %q", b.most, got, want)
+	}
+}
+
+func TestSplitBasesReadsWhatJoinBasesWrote(t *testing.T) {
+	bases := map[string]string{"ubuntu:20.04": "sha256:a", "nvidia/cuda:11.3": "sha256:b"}
+	if got := splitBases(joinBases(bases)); !maps.Equal(got, bases) {
+		t.Errorf("splitBases(joinBases(%v)) = %v", bases, got)
+	}
+	if got := splitBases("@sha256:a noat ubuntu@sha256:b"); !maps.Equal(got, map[string]string{"ubuntu": "sha256:b"}) {
+		t.Errorf("splitBases with a field without a reference = %v, want only ubuntu", got)
+	}
+}
+
+// An attestation names the platform image it attests by the index's
+// reference annotation or by its own subject (either may be missing); when
+// it has both they must agree.
+func TestAnAttestationsPlatformComesFromEitherItsReferenceOrItsSubject(t *testing.T) {
+	md := "sha256:" + strings.Repeat("1", 64)
+	other := "sha256:" + strings.Repeat("2", 64)
+	s := registry.Supply{Digest: "sha256:idx", Platforms: map[string]string{"linux/amd64": md}}
+	w := supplyWant{Image: "tf2-cpu", Platforms: []string{"linux/amd64"}}
+	for _, tc := range []struct {
+		name             string
+		refDigest, subj  string
+		wantNoPlatform   bool
+		wantDisagreement bool
+	}{
+		{name: "reference only", refDigest: md},
+		{name: "subject only", subj: md},
+		{name: "both, agreeing", refDigest: md, subj: md},
+		{name: "both, disagreeing", refDigest: md, subj: other, wantDisagreement: true},
+		{name: "neither", wantNoPlatform: true},
+	} {
+		s.Attestations = []registry.Attestation{{Digest: "sha256:att", RefDigest: tc.refDigest, Subject: tc.subj}}
+		err := checkSupply(s, nil, sign.Verifier{}, "sha256:idx", w)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		noPlatform := strings.Contains(msg, "which is no platform image of the index")
+		disagreement := strings.Contains(msg, "has subject "+other+" but the index says it attests "+md)
+		unattested := strings.Contains(msg, "has no attestation")
+		if noPlatform != tc.wantNoPlatform || disagreement != tc.wantDisagreement || unattested != (tc.wantNoPlatform || tc.wantDisagreement) {
+			t.Errorf("%s: %s", tc.name, msg)
+		}
+	}
+}
+
+// decide keeps an image whose hashed tag holds the planned inputs and
+// platforms (pointing the other tags at it), else one the versioned tag
+// holds (pointing the hashed tag at it), and says why it builds otherwise.
+func TestDecideKeepsTheHashedTagElseTheVersioned(t *testing.T) {
+	h := newHarness(t)
+	_, sp := baseSpec(t, h)
+	tags := sp.Tags.List()
+	good := registry.Image{Labels: map[string]string{plan.InputsLabel: sp.InputsDigest}, Platforms: sp.Platforms}
+	a, b := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	found := func(digests map[int]string, images map[string]registry.Image) registry.Found {
+		f := registry.Found{Digests: make([]string, len(tags)), Images: images}
+		for i, d := range digests {
+			f.Digests[i] = d
+		}
+		return f
+	}
+	for _, tc := range []struct {
+		name   string
+		f      registry.Found
+		digest string
+		result Result
+		retag  []string
+		why    string
+	}{
+		{"both tags hold it", found(map[int]string{0: a, 1: a}, map[string]registry.Image{a: good}), a, UpToDate, nil, ""},
+		{"hashed only", found(map[int]string{0: a}, map[string]registry.Image{a: good}), a, Reused, tags[1:], ""},
+		{"versioned only", found(map[int]string{1: b}, map[string]registry.Image{b: good}), b, Reused, tags[:1], ""},
+		{"no inputs label", found(map[int]string{0: a, 1: a}, map[string]registry.Image{a: {Platforms: sp.Platforms}}), "", "", nil,
+			"has inputs label none, the plan wants " + sp.InputsDigest},
+	} {
+		dec := decide(tc.f, sp)
+		if dec.digest != tc.digest || dec.result != tc.result || !slices.Equal(dec.retag, tc.retag) || !strings.Contains(dec.why, tc.why) {
+			t.Errorf("%s: decide = %+v; want %s %s retag %v why %q", tc.name, dec, tc.digest, tc.result, tc.retag, tc.why)
+		}
+	}
+}
+
+// The report of `mage verify` lists the SBOM's packages only when it has
+// some.
+func TestATagReportWithoutPackagesHasNoSBOMLine(t *testing.T) {
+	r := TagReport{Ref: "r:t", Digest: "sha256:d", Image: "tf2-cpu"}
+	if text := strings.Join(r.Lines(), "\n"); strings.Contains(text, "SBOM lists") {
+		t.Errorf("no packages, yet:\n%s", text)
+	}
+	r.Packages = []string{"torch==2.0.1"}
+	if text := strings.Join(r.Lines(), "\n"); !strings.Contains(text, "SBOM lists  torch==2.0.1") {
+		t.Errorf("packages missing:\n%s", text)
+	}
+}
+
+// `mage verify` takes tag references only: a repository and a tag.
+func TestVerifyTakesTagReferencesOnly(t *testing.T) {
+	for _, ref := range []string{":t", "repo", "host:5000/repo", "repo@sha256:" + strings.Repeat("a", 64), "repo:t@sha256:" + strings.Repeat("a", 64)} {
+		_, err := VerifyTag(context.Background(), nil, sign.Verifier{}, ref)
+		if err == nil || !strings.Contains(err.Error(), "is not a tag reference") {
+			t.Errorf("VerifyTag(%q): %v, want it refused as no tag reference", ref, err)
+		}
 	}
 }

@@ -68,7 +68,7 @@ func (r TagReport) Lines() []string {
 func VerifyTag(ctx context.Context, reg Verifier, v sign.Verifier, ref string) (TagReport, error) {
 	rep := TagReport{Ref: ref}
 	i := strings.LastIndex(ref, ":")
-	if i < 0 || i < strings.LastIndex(ref, "/") || strings.Contains(ref, "@") {
+	if i <= 0 || i < strings.LastIndex(ref, "/") || strings.Contains(ref, "@") {
 		return rep, fmt.Errorf("verify: %q is not a tag reference (registry/repository:tag)", ref)
 	}
 	repo, tag := ref[:i], ref[i+1:]

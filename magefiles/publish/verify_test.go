@@ -33,6 +33,23 @@ func TestVerifyTag(t *testing.T) {
 		}
 	}
 
+	// Each platform is shown with the attestation of that platform.
+	supply, err := h.client().ReadSupply(context.Background(), repoOf(tf2.Hashed)+"@"+reps[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, pa := range reps[0].Platforms {
+		ok := pa[0] == supply.Platforms[p]
+		for _, a := range supply.Attestations {
+			if a.Digest == pa[1] && a.RefDigest != pa[0] && a.Subject != pa[0] {
+				ok = false
+			}
+		}
+		if !ok || pa[1] == "none" {
+			t.Errorf("platform %s shown as %v: not its own image and attestation (%+v)", p, pa, supply)
+		}
+	}
+
 	// tf2-cpu's hashed tag moved to pt-cpu's signed image.
 	pt, _ := tagsOf(t, h, "pt-cpu")
 	ptDigest, _ := digestOf(t, pt.Hashed)
