@@ -152,19 +152,7 @@ func TestCheckSignaturesKeyAndTag(t *testing.T) {
 	mk := func(key []byte, tag string) registry.Signature {
 		path := t.TempDir() + "/k.pem"
 		writeFile(t, path, key)
-		s, err := sign.LoadSigner(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := sign.NewPayload(sign.Claim{Repository: "r", Digest: d, Tag: tag, Image: "tf2-cpu", Inputs: "sha256:in"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig, err := s.Sign(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return registry.Signature{Payload: p, Signature: sig}
+		return signedBy(t, path, sign.Claim{Repository: "r", Digest: d, Tag: tag, Image: "tf2-cpu", Inputs: "sha256:in"})
 	}
 	ours, theirs := genKey(t), genKey(t)
 	path := t.TempDir() + "/ours.pem"

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,26 +219,9 @@ func TestAScrubbedAnswerOf400(t *testing.T) {
 func TestAddSignaturesGivesUpOnPersistentRefusal(t *testing.T) {
 	host := newMemRegistry(t)
 	digest := pushIndex(t, buildIndex(t, twoPlatforms...), host+"/determined/env:base-abc123")
-	target, err := url.Parse("http://" + host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	var sigPuts atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".sig") {
-			sigPuts.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}`))
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	repo := strings.TrimPrefix(srv.URL, "http://") + "/determined/env"
+	repo, sigPuts := signatureRefusals(t, host, "MANIFEST_BLOB_UNKNOWN", func(int64) bool { return true })
 	sig := Signature{Payload: []byte(`{"a":1}`), Signature: "c2ln"}
-	err = testClient().AddSignatures(context.Background(), repo, digest, []Signature{sig})
+	err := testClient().AddSignatures(context.Background(), repo, digest, []Signature{sig})
 	if err == nil || !strings.Contains(err.Error(), "MANIFEST_BLOB_UNKNOWN") {
 		t.Errorf("AddSignatures against a registry refusing every write: %v, want its MANIFEST_BLOB_UNKNOWN", err)
 	}
