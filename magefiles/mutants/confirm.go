@@ -152,6 +152,17 @@ func tail(s string, n int) string {
 	return s
 }
 
+// confirmedCount is how many of ms Confirm changed.
+func confirmedCount(before, after []Mutant) int {
+	n := 0
+	for i := range before {
+		if before[i].Status != after[i].Status || after[i].Note != "" {
+			n++
+		}
+	}
+	return n
+}
+
 // Confirm runs each not-covered or lived mutant of pkg that an entry naming
 // its killing tests matches (Confirmed) against those tests, and returns ms
 // with the outcome as its status: KILLED when a named test failed, LIVED

@@ -174,3 +174,11 @@ func TestGoTestsRunsTheMutantThroughAnOverlay(t *testing.T) {
 		t.Errorf("the tree's file changed: %q", b)
 	}
 }
+
+func TestConfirmedCountsTheMutantsConfirmChanged(t *testing.T) {
+	before := []Mutant{{Status: NotCovered}, {Status: NotCovered}, {Status: Lived}, {Status: Killed}}
+	after := []Mutant{{Status: Killed}, {Status: NotCovered}, {Status: Lived, Note: "the named tests passed"}, {Status: Killed}}
+	if n := confirmedCount(before, after); n != 2 {
+		t.Errorf("confirmedCount = %d, want 2", n)
+	}
+}

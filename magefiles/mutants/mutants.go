@@ -245,12 +245,13 @@ func runPackage(ctx context.Context, r *run.Runner, tool, pkg string, o Options,
 		b, err := os.ReadFile(filepath.Join(o.Root, "magefiles", file))
 		return string(b), err
 	}
-	ms, staleConfirmed, err := Confirm(ctx, pkg, ms, eq, src, read, GoTests(o.Root, o.WorkDir, r))
+	confirmed, staleConfirmed, err := Confirm(ctx, pkg, ms, eq, src, read, GoTests(o.Root, o.WorkDir, r))
 	if err != nil {
 		return Score{}, fmt.Errorf("mutants %s: %w", pkg, err)
 	}
-	s, err := Tally(pkg, ms, eq, src)
+	s, err := Tally(pkg, confirmed, eq, src)
 	s.Stale = append(s.Stale, staleConfirmed...)
+	s.Confirmed = confirmedCount(ms, confirmed)
 	return s, err
 }
 

@@ -113,6 +113,10 @@ type Score struct {
 	// Equivalent counts the mutants (lived or not covered) discounted
 	// because equivalent.txt lists them.
 	Equivalent int
+	// Confirmed counts the mutants gremlins could not run that the target
+	// ran against the tests equivalent.txt names (Confirm), whatever the
+	// outcome; they are in Killed, Lived or NotViable.
+	Confirmed int
 	// Survivors are the lived and not-covered mutants that are not listed
 	// as equivalent: each needs a test or an entry in equivalent.txt.
 	Survivors []Mutant
@@ -147,8 +151,8 @@ func (s Score) Meets(g Goal) bool {
 
 // Summary is the one-line result of a package.
 func (s Score) Summary() string {
-	return fmt.Sprintf("%-9s efficacy %5.1f %%  coverage %5.1f %%  (killed %d, lived %d, not covered %d, equivalent %d, timed out %d, not viable %d)",
-		s.Package, s.Efficacy(), s.Coverage(), s.Killed, s.Lived, s.NotCovered, s.Equivalent, s.TimedOut, s.NotViable)
+	return fmt.Sprintf("%-9s efficacy %5.1f %%  coverage %5.1f %%  (killed %d, lived %d, not covered %d, equivalent %d, timed out %d, not viable %d; run by the target %d)",
+		s.Package, s.Efficacy(), s.Coverage(), s.Killed, s.Lived, s.NotCovered, s.Equivalent, s.TimedOut, s.NotViable, s.Confirmed)
 }
 
 // Tally scores the mutants of one package, discounting those the
