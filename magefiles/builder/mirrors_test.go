@@ -31,6 +31,17 @@ func TestBuildkitdConfigMapsEachRegistryToItsMirror(t *testing.T) {
 	if got, want := tomlString("a\"b\\c\x01d\te"), `"a\"b\\c\u0001d\u0009e"`; got != want {
 		t.Errorf("tomlString = %s, want %s", got, want)
 	}
+	// The edges: 0x1F and DEL escaped, a space and printable text not.
+	if got, want := tomlString("a b\x1f\x7f~"), `"a b\u001F\u007F~"`; got != want {
+		t.Errorf("tomlString = %s, want %s", got, want)
+	}
+	// An empty literal string is a string; a lone quote is none.
+	if got, ok := tomlUnquote("''"); got != "" || !ok {
+		t.Errorf("tomlUnquote('') = %q, %v; want \"\", true", got, ok)
+	}
+	if _, ok := tomlUnquote("'"); ok {
+		t.Error("tomlUnquote(') accepted")
+	}
 }
 
 func TestCreateArgsWithAndWithoutMirrors(t *testing.T) {

@@ -32,3 +32,62 @@ func TestGoneBaseErrorSaysHowToBuildFromAMirror(t *testing.T) {
 		}
 	}
 }
+
+// The gone base is said once, for the image its chain starts from: an
+// image whose base is planned too gets none (its base's error covers it),
+// one planned without its base gets its own; a mirror for the registry,
+// or a base that is not gone, means no error.
+func TestGoneBaseIsSaidForTheImageTheChainStartsFrom(t *testing.T) {
+	s := settings(t, nil)
+	both, err := Plan(s, Request{Images: []string{"tf1-gpu"}, Mode: Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(both) != 2 || both[0].Image.Name != "gpu-cuda-102-base" {
+		t.Fatalf("planned %d images, want gpu-cuda-102-base then tf1-gpu", len(both))
+	}
+	var gb *GoneBaseError
+	err = GoneBase(both[0], both, nil)
+	if !errors.As(err, &gb) || gb.Image != "gpu-cuda-102-base" || gb.Ref != "nvidia/cuda:10.2-cudnn7-devel-ubuntu18.04" ||
+		gb.Why == "" || strings.Join(gb.Dependents, ",") != "tf1-gpu" || !errors.Is(err, ErrNoMirror) {
+		t.Errorf("the base: %v", err)
+	}
+	if err := GoneBase(both[1], both, nil); err != nil {
+		t.Errorf("tf1-gpu planned with its base: %v, want none (the base's covers it)", err)
+	}
+	alone := both[1:]
+	if err := GoneBase(alone[0], alone, nil); !errors.As(err, &gb) || gb.Image != "tf1-gpu" || len(gb.Dependents) != 0 {
+		t.Errorf("tf1-gpu planned alone: %v, want its own GoneBaseError", err)
+	}
+	if err := GoneBase(both[0], both, map[string]string{"docker.io": "mirror.example:5000"}); err != nil {
+		t.Errorf("with a mirror for docker.io: %v", err)
+	}
+	if err := GoneBase(both[0], both, map[string]string{"nvcr.io": "mirror.example:5000"}); err == nil {
+		t.Error("a mirror of another registry: no error")
+	}
+	other, err := Plan(s, Request{Images: []string{"tf2-gpu"}, Mode: Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range other {
+		if err := GoneBase(sp, other, nil); err != nil {
+			t.Errorf("%s (base not gone): %v", sp.Image.Name, err)
+		}
+	}
+	if msg := (&GoneBaseError{Image: "b", Ref: "r", Err: ErrNoMirror}).Error(); strings.Contains(msg, "built on it") {
+		t.Errorf("no dependents, yet: %s", msg)
+	}
+}
+
+func TestDependentsAreTheImagesBuiltOnIt(t *testing.T) {
+	specs, err := Plan(settings(t, nil), Request{Images: []string{"tf2-cpu", "pt-cpu", "tf1-cpu"}, Mode: Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(Dependents("cpu-py-38-base", specs), ","); got != "tf2-cpu,pt-cpu" && got != "pt-cpu,tf2-cpu" {
+		t.Errorf("Dependents(cpu-py-38-base) = %s, want tf2-cpu and pt-cpu", got)
+	}
+	if got := Dependents("tf2-cpu", specs); len(got) != 0 {
+		t.Errorf("Dependents(tf2-cpu) = %v, want none", got)
+	}
+}
