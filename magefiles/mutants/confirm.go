@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/determined-ai/environments/magefiles/run"
@@ -26,6 +28,8 @@ import (
 // TestA and TestB", "killed by TestA, TestB".
 var killedByRE = regexp.MustCompile(`killed by ((?:Test\w+)(?:(?:,\s*|\s+and\s+)Test\w+)*)`)
 
+var testNameRE = regexp.MustCompile(`Test\w+`)
+
 // KilledBy returns the tests the entry's reason names after "killed by", or
 // nil: then the entry says the mutant behaves like the original.
 func (e Entry) KilledBy() []string {
@@ -33,7 +37,7 @@ func (e Entry) KilledBy() []string {
 	if m == nil {
 		return nil
 	}
-	return regexp.MustCompile(`Test\w+`).FindAllString(m[1], -1)
+	return testNameRE.FindAllString(m[1], -1)
 }
 
 // Confirmed returns the entries that name the tests killing their mutants.
@@ -74,7 +78,7 @@ var mutations = map[string]map[string]string{
 func Mutate(line string, col int, typ string) (string, error) {
 	ops, ok := mutations[typ]
 	if !ok {
-		return "", fmt.Errorf("mutator %s cannot be applied here (known: ARITHMETIC_BASE, CONDITIONALS_BOUNDARY, CONDITIONALS_NEGATION, INCREMENT_DECREMENT, INVERT_LOGICAL, INVERT_NEGATIVES)", typ)
+		return "", fmt.Errorf("mutator %s cannot be applied here (known: %s)", typ, strings.Join(slices.Sorted(maps.Keys(mutations)), ", "))
 	}
 	i := col - 1
 	if i < 0 || i >= len(line) {

@@ -68,7 +68,7 @@ func TestCheckSignaturesSaysWhatItFound(t *testing.T) {
 	} {
 		var errs []string
 		w := supplyWant{Image: "tf2-cpu", Inputs: tc.inputs, Tags: []string{"t1"}}
-		checkSignatures(tc.sigs, v, d, w, func(f string, a ...any) { errs = append(errs, sprintf(f, a...)) })
+		checkSignatures(tc.sigs, v, d, w, func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) })
 		switch {
 		case tc.want == "" && len(errs) != 0:
 			t.Errorf("%s: refused: %v", tc.name, errs)
@@ -145,5 +145,3 @@ func TestSigningAddsOnlyTheMissingSignatures(t *testing.T) {
 		t.Errorf("signing again: %v, %d additions; want none", err, rec.calls-1)
 	}
 }
-
-func sprintf(f string, a ...any) string { return fmt.Sprintf(f, a...) }
