@@ -55,10 +55,11 @@ func TestRealRecipesDeclareEveryArgumentOfEveryPlan(t *testing.T) {
 	t.Logf("checked %d build specs against the recipes", checked)
 }
 
-// fakeDocker puts a `docker` on PATH that records its argv (one line per
-// call, arguments NUL-separated) and answers the preflight queries: an
-// engine on FAKE_ENGINE (default linux/amd64; "none" for no engine) whose
-// own builder (the docker context's, "default") lists
+// fakeDocker puts a `docker` on PATH that records its argv (one record per
+// call, arguments NUL-separated, ended by a newline argument: one printf,
+// so one write, so calls made at once never interleave) and answers the
+// preflight queries: an engine on FAKE_ENGINE (default linux/amd64; "none"
+// for no engine) whose own builder (the docker context's, "default") lists
 // FAKE_ENGINE_PLATFORMS (default linux/amd64 and linux/arm64), any other
 // builder with driver FAKE_DRIVER (default docker-container), and images in
 // the engine for FAKE_IMAGE_PLATFORM (default linux/amd64; "none": absent).
@@ -69,8 +70,8 @@ func fakeDocker(t *testing.T, failTarget string) string {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "calls")
 	script := `#!/bin/sh
-printf '%s\0' "$@" >> ` + log + `
-printf '\n' >> ` + log + `
+printf '%s\0' "$@" '
+' >> ` + log + `
 case "$1 $2" in
   "--version "*) echo "Docker version 28.2.2, build e6534b4"; exit 0;;
   "buildx version") echo "github.com/docker/buildx v0.38.2 abc"; exit 0;;
@@ -118,11 +119,11 @@ func calls(t *testing.T, log string) [][]string {
 		t.Fatal(err)
 	}
 	var out [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		if line == "" {
+	for _, rec := range strings.Split(string(b), "\n\x00") {
+		if rec == "" {
 			continue
 		}
-		out = append(out, append([]string{"docker"}, strings.Split(strings.TrimSuffix(line, "\x00"), "\x00")...))
+		out = append(out, append([]string{"docker"}, strings.Split(strings.TrimSuffix(rec, "\x00"), "\x00")...))
 	}
 	return out
 }

@@ -156,8 +156,8 @@ func TestANamedBuilderWinsOverTheEngines(t *testing.T) {
 // lists linux/amd64 only and which has no other builder until `docker
 // buildx create` makes one.
 const creatingEngineDocker = `#!/bin/sh
-printf '%s\0' "$@" >> "$FAKE_LOG"
-printf '\n' >> "$FAKE_LOG"
+printf '%s\0' "$@" '
+' >> "$FAKE_LOG"
 case "$1 $2" in
   "--version "*) echo "Docker version 28.2.2, build e6534b4";;
   "buildx version") echo "github.com/docker/buildx v0.38.2 abc";;
