@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -12,71 +13,130 @@ import (
 	"github.com/determined-ai/environments/magefiles/registry"
 )
 
-// slowRegistry delays Verify and Copy of the named images' tags and records
-// when each call ended.
-type slowRegistry struct {
+// gateLimit bounds how long a gated call waits for what it waits for: the
+// tests below fail when it runs out (what they order did not happen).
+const gateLimit = 20 * time.Second
+
+// gatedRegistry holds Verify and Copy of a tag until the channel hold
+// returns for it is closed (nil: not held; at most gateLimit) and records
+// when each call ended. Holding a call until another step has started,
+// instead of sleeping, orders the steps on any machine however loaded.
+type gatedRegistry struct {
 	Registry
-	delay time.Duration
-	slow  func(tag string) bool
+	hold func(tag string) <-chan struct{}
 
 	mu    sync.Mutex
 	ended map[string]time.Time // first tag -> end of its last Verify or Copy
 }
 
-func (r *slowRegistry) wait(tag string) {
-	if r.slow(tag) {
-		time.Sleep(r.delay)
+func (r *gatedRegistry) wait(tag string) {
+	if ch := r.hold(tag); ch != nil {
+		select {
+		case <-ch:
+		case <-time.After(gateLimit):
+		}
 	}
 }
 
-func (r *slowRegistry) done(tag string) {
+func (r *gatedRegistry) done(tag string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ended[tag] = time.Now()
 }
 
-func (r *slowRegistry) Verify(ctx context.Context, tags []string, d string, ps []string) (registry.Image, error) {
+func (r *gatedRegistry) endOf(tag string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended[tag]
+}
+
+func (r *gatedRegistry) Verify(ctx context.Context, tags []string, d string, ps []string) (registry.Image, error) {
 	r.wait(tags[0])
 	defer r.done(tags[0])
 	return r.Registry.Verify(ctx, tags, d, ps)
 }
 
-func (r *slowRegistry) Copy(ctx context.Context, src string, dst []string) (registry.CopyStats, error) {
+func (r *gatedRegistry) Copy(ctx context.Context, src string, dst []string) (registry.CopyStats, error) {
 	r.wait(dst[0])
 	defer r.done(dst[0])
 	return r.Registry.Copy(ctx, src, dst)
 }
 
-// buildStarts records when each stand-in build started.
-func buildStarts(h *harness) (func() map[string]time.Time, func(context.Context, plan.Spec) error) {
-	var mu sync.Mutex
-	starts := map[string]time.Time{}
-	return func() map[string]time.Time {
-			mu.Lock()
-			defer mu.Unlock()
-			return starts
-		}, func(_ context.Context, sp plan.Spec) error {
-			mu.Lock()
-			defer mu.Unlock()
-			starts[sp.Image.Name] = time.Now()
-			return nil
+// startLog records when each stand-in build started.
+type startLog struct {
+	mu      sync.Mutex
+	at      map[string]time.Time
+	changed chan struct{} // closed and replaced at each start
+}
+
+func newStartLog(h *harness) *startLog {
+	l := &startLog{at: map[string]time.Time{}, changed: make(chan struct{})}
+	h.onBuild = func(_ context.Context, sp plan.Spec) error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.at[sp.Image.Name] = time.Now()
+		close(l.changed)
+		l.changed = make(chan struct{})
+		return nil
+	}
+	return l
+}
+
+func (l *startLog) starts() map[string]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.at)
+}
+
+// all is closed once every named image's build has started.
+func (l *startLog) all(names ...string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for {
+			l.mu.Lock()
+			n, changed := 0, l.changed
+			for _, name := range names {
+				if _, ok := l.at[name]; ok {
+					n++
+				}
+			}
+			l.mu.Unlock()
+			if n == len(names) {
+				close(ch)
+				return
+			}
+			select {
+			case <-changed:
+			case <-time.After(gateLimit):
+				return
+			}
 		}
+	}()
+	return ch
 }
 
 // TestDependentsStartAfterThePushNotTheVerification: the images built on a
 // base start while the base is still being verified; with one slot, an
-// image's verification and NGC copy overlap the next build.
+// image's verification and NGC copy overlap the next build. The base's
+// verification and the framework images' NGC copies are held until both
+// framework builds have started: a tool that waited for either would wait
+// out gateLimit and start them after it.
 func TestDependentsStartAfterThePushNotTheVerification(t *testing.T) {
 	h := newHarness(t)
 	h.env["JOBS"] = "1"
-	starts, hook := buildStarts(h)
-	h.onBuild = hook
+	log := newStartLog(h)
 	base, err := tagsOfImage(h, "cpu-py-38-base")
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &slowRegistry{Registry: h.client(), delay: 400 * time.Millisecond, ended: map[string]time.Time{},
-		slow: func(tag string) bool { return tag == base || strings.Contains(tag, "/ngc/") }}
+	ngc := map[string]bool{ngcTagOf(t, h, "tf2-cpu"): true, ngcTagOf(t, h, "pt-cpu"): true}
+	reg := &gatedRegistry{Registry: h.client(), ended: map[string]time.Time{},
+		hold: func(tag string) <-chan struct{} {
+			if tag == base || ngc[tag] {
+				return log.all("tf2-cpu", "pt-cpu")
+			}
+			return nil
+		}}
 	rep, err := h.run(context.Background(), reg, Options{Images: []string{"tf2-cpu", "pt-cpu"}, Dockerhub: true, NGC: true})
 	if err != nil {
 		t.Fatal(err)
@@ -86,8 +146,8 @@ func TestDependentsStartAfterThePushNotTheVerification(t *testing.T) {
 			t.Errorf("%s: %+v", ir.Name, ir)
 		}
 	}
-	got := starts()
-	baseVerified := reg.ended[base]
+	got := log.starts()
+	baseVerified := reg.endOf(base)
 	for _, n := range []string{"tf2-cpu", "pt-cpu"} {
 		if !got[n].Before(baseVerified) {
 			t.Errorf("%s started at %s, after its base's verification ended (%s): it waited for the verification",
@@ -95,13 +155,12 @@ func TestDependentsStartAfterThePushNotTheVerification(t *testing.T) {
 		}
 	}
 	// One slot: the second framework build started while the first one's
-	// NGC copy (400 ms) was still running.
+	// NGC copy was still running.
 	first, second := "tf2-cpu", "pt-cpu"
 	if got[second].Before(got[first]) {
 		first, second = second, first
 	}
-	ngcFirst := ngcTagOf(t, h, first)
-	if !got[second].Before(reg.ended[ngcFirst]) {
+	if !got[second].Before(reg.endOf(ngcTagOf(t, h, first))) {
 		t.Errorf("%s started after %s's NGC copy ended: copies do not overlap builds", second, first)
 	}
 }
@@ -116,9 +175,16 @@ func TestBaseFailingVerificationIsNotPublishedUnder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The base's verification is slow, so the images on it are built first.
-	reg := &slowRegistry{Registry: h.client(), delay: 300 * time.Millisecond, ended: map[string]time.Time{},
-		slow: func(tag string) bool { return tag == base }}
+	// The base's verification waits until the images on it have started
+	// building, so they are built before it fails.
+	log := newStartLog(h)
+	reg := &gatedRegistry{Registry: h.client(), ended: map[string]time.Time{},
+		hold: func(tag string) <-chan struct{} {
+			if tag == base {
+				return log.all("tf2-cpu", "pt-cpu")
+			}
+			return nil
+		}}
 	rep, err := h.run(context.Background(), reg, Options{Images: []string{"tf2-cpu", "pt-cpu", "tf1-cpu"}, Dockerhub: true, NGC: true})
 	if err == nil || !strings.Contains(err.Error(), "cpu-py-38-base") {
 		t.Fatalf("error %v, want one naming cpu-py-38-base", err)

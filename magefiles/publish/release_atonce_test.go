@@ -24,8 +24,12 @@ func baseBuilds(h *harness) (builds, distinct int) {
 	return builds, 10
 }
 
-// testLease is a lease fast enough for the in-memory registries.
-var testLease = &leaseTimes{ttl: 3 * time.Second, renew: 500 * time.Millisecond, settle: 300 * time.Millisecond, poll: 100 * time.Millisecond}
+// testLease is a lease fast enough for the in-memory registries. Its ttl is
+// long (no test here lets a live holder's lease lapse: a dead one's is
+// written by the test) and its settle wide, so a loaded machine that is
+// slow to schedule a renewal, or a claimant between its look and its write,
+// does not make two holders.
+var testLease = &leaseTimes{ttl: 30 * time.Second, renew: 500 * time.Millisecond, settle: 500 * time.Millisecond, poll: 100 * time.Millisecond}
 
 // All 19 jobs of a workflow start at once, as CircleCI starts them, and
 // every build takes a while, so every job finds its base missing. Every job
