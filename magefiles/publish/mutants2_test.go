@@ -156,12 +156,16 @@ func TestALeaseTheRegistryRefusesIsAWarning(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		h := newHarness(t)
 		e, sp := baseSpec(t, h)
+		l := &leaseWrites{fail: fail}
+		// The build lasts until the lease was renewed once (at most 5 s),
+		// however slowly a loaded machine schedules the renewal.
 		p := &publisher{e: e, reg: h.client(), lease: &leaseTimes{ttl: time.Second, renew: 5 * time.Millisecond, settle: time.Millisecond, poll: time.Millisecond},
 			build: func(ctx context.Context, sp plan.Spec) (string, error) {
-				_ = sleep(ctx, 100*time.Millisecond)
+				for deadline := time.Now().Add(5 * time.Second); l.writes.Load() == 0 && time.Now().Before(deadline); {
+					_ = sleep(ctx, 5*time.Millisecond)
+				}
 				return "sha256:built", nil
 			}}
-		l := &leaseWrites{fail: fail}
 		d, r, err := p.buildHolding(context.Background(), sp, l, "lease-tag", registry.Lease{Holder: "me"})
 		if d != "sha256:built" || r != Built || err != nil {
 			t.Errorf("fail=%v: buildHolding = %q, %s, %v; want the build's digest", fail, d, r, err)

@@ -136,13 +136,26 @@ func TestBadGraphsAreRejected(t *testing.T) {
 
 // TestLightJobsTakeNoSlot: with one slot, the light job after "a" (a slow
 // verification) runs while "b" builds, and two light jobs run at once.
+// verify-a and b each wait (at most 5 s) for the other to start before they
+// end: a scheduler that made one wait for the other's slot runs them one
+// after the other, which the spans show; a loaded machine cannot.
 func TestLightJobsTakeNoSlot(t *testing.T) {
 	var mu sync.Mutex
 	spans := map[string][2]time.Time{}
-	job := func(name string, d time.Duration) func(context.Context) error {
+	started := map[string]chan struct{}{"verify-a": make(chan struct{}), "b": make(chan struct{})}
+	job := func(name string, d time.Duration, until string) func(context.Context) error {
 		return func(context.Context) error {
 			start := time.Now()
+			if ch := started[name]; ch != nil {
+				close(ch)
+			}
 			time.Sleep(d)
+			if ch := started[until]; ch != nil {
+				select {
+				case <-ch:
+				case <-time.After(5 * time.Second):
+				}
+			}
 			mu.Lock()
 			spans[name] = [2]time.Time{start, time.Now()}
 			mu.Unlock()
@@ -150,11 +163,11 @@ func TestLightJobsTakeNoSlot(t *testing.T) {
 		}
 	}
 	jobs := []Job{
-		{Name: "a", Run: job("a", 10*time.Millisecond)},
-		{Name: "verify-a", Deps: []string{"a"}, Light: true, Run: job("verify-a", 80*time.Millisecond)},
-		{Name: "b", Deps: []string{"a"}, Run: job("b", 80*time.Millisecond)},
-		{Name: "verify-b", Deps: []string{"b", "verify-a"}, Light: true, Run: job("verify-b", 10*time.Millisecond)},
-		{Name: "c", Run: job("c", 10*time.Millisecond)},
+		{Name: "a", Run: job("a", 10*time.Millisecond, "")},
+		{Name: "verify-a", Deps: []string{"a"}, Light: true, Run: job("verify-a", 10*time.Millisecond, "b")},
+		{Name: "b", Deps: []string{"a"}, Run: job("b", 10*time.Millisecond, "verify-a")},
+		{Name: "verify-b", Deps: []string{"b", "verify-a"}, Light: true, Run: job("verify-b", 10*time.Millisecond, "")},
+		{Name: "c", Run: job("c", 10*time.Millisecond, "")},
 	}
 	rs, err := Run(context.Background(), jobs, 1)
 	if err != nil {
