@@ -177,16 +177,20 @@ func sharingImages(t *testing.T, repo string, n, shared int) []string {
 // TestParallelCopiesSurviveWriteRaces copies many layer-sharing images into
 // one repository at once, many times, against a registry that refuses
 // manifests whose blobs are being committed by another upload, as the
-// distribution registry does. Every copy must succeed and read back.
+// distribution registry does. Every copy must succeed and read back. Each
+// round copies into a fresh registry (the in-memory registry keeps blobs
+// for all repositories: a second round into the same one uploads nothing,
+// so nothing races), and rounds go on past minRounds until minRaces
+// manifests were refused, up to maxRounds: races are a matter of timing.
 func TestParallelCopiesSurviveWriteRaces(t *testing.T) {
 	src := newMemRegistry(t)
-	dst := newRacyRegistry(t, 50*time.Millisecond)
 	srcs := sharingImages(t, src+"/hub/env", 8, 3)
 	c := testClient()
-	const rounds = 20
-	races, failures := 0, 0
-	for round := range rounds {
-		repo := fmt.Sprintf("%s/ngc/env-%d", dst.Host, round)
+	const minRounds, minRaces, maxRounds = 20, 20, 200
+	races, failures, rounds, refused, puts := 0, 0, 0, 0, 0
+	for ; rounds < maxRounds && (rounds < minRounds || refused < minRaces); rounds++ {
+		dst := newRacyRegistry(t, 50*time.Millisecond)
+		repo := dst.Host + "/ngc/env"
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for i, s := range srcs {
@@ -203,17 +207,18 @@ func TestParallelCopiesSurviveWriteRaces(t *testing.T) {
 				races += st.RacePushes
 				if err != nil {
 					failures++
-					t.Errorf("round %d, %s -> %s: %v", round, s, tag, err)
+					t.Errorf("round %d, %s -> %s: %v", rounds, s, tag, err)
 				}
 			}()
 		}
 		wg.Wait()
+		r, p, _ := dst.counts()
+		refused, puts = refused+r, puts+p
 	}
-	refused, puts, _ := dst.counts()
-	t.Logf("%d copies, %d at once: %d manifest PUTs, %d refused as racing, %d pushes repeated, %d failures",
-		rounds*len(srcs), len(srcs), puts, refused, races, failures)
-	if refused == 0 {
-		t.Fatal("no write race happened: the test proves nothing; raise the hold or the number of images")
+	t.Logf("%d copies in %d rounds, %d at once: %d manifest PUTs, %d refused as racing, %d pushes repeated, %d failures",
+		rounds*len(srcs), rounds, len(srcs), puts, refused, races, failures)
+	if refused < minRaces {
+		t.Fatalf("%d write races in %d rounds, want at least %d: the test proves too little; raise the hold or the number of images", refused, rounds, minRaces)
 	}
 	if races < refused {
 		t.Errorf("%d refusals but only %d repeated pushes", refused, races)
